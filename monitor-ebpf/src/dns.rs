@@ -1,0 +1,170 @@
+use core::mem::MaybeUninit;
+
+use aya_ebpf::{
+    bindings::__sk_buff,
+    helpers::generated::{
+        bpf_get_socket_cookie, bpf_ktime_get_ns, bpf_skb_cgroup_id, bpf_skb_load_bytes,
+    },
+    macros::cgroup_skb,
+    programs::SkBuffContext,
+};
+use pinwatch_common::{
+    DNS_CAPTURE_BYTES, DNS_FLAG_EGRESS, DNS_FLAG_TRUNCATED, DNS_PORT, DnsPacketEvent,
+    EVENT_KIND_DNS_PACKET, LOSS_DNS_PACKET,
+};
+
+use crate::maps::{EVENTS, count_loss, submit_flags};
+
+const ALLOW: i32 = 1;
+const ETH_P_IP: u32 = 0x0800;
+const ETH_P_IPV6: u32 = 0x86DD;
+const IPPROTO_TCP: u8 = 6;
+const IPPROTO_UDP: u8 = 17;
+const IPV6_HEADER_LEN: u32 = 40;
+
+#[cgroup_skb(egress)]
+pub fn pw_dns_egress(ctx: SkBuffContext) -> i32 {
+    if is_dns(ctx.skb.skb) {
+        capture(ctx.skb.skb, DNS_FLAG_EGRESS);
+    }
+    ALLOW
+}
+
+#[cgroup_skb(ingress)]
+pub fn pw_dns_ingress(ctx: SkBuffContext) -> i32 {
+    if is_dns(ctx.skb.skb) {
+        capture(ctx.skb.skb, 0);
+    }
+    ALLOW
+}
+
+/// True for UDP or TCP packets from or to port 53 that carry payload. This
+/// runs on every packet of the host, so the common case reads the headers in
+/// place (direct packet access) with constant offsets, and falls back to a
+/// helper copy only for IPv4 options or headers outside the linear area.
+#[inline(always)]
+fn is_dns(skb: *mut __sk_buff) -> bool {
+    let protocol = u16::from_be(unsafe { (*skb).protocol } as u16) as u32;
+    let (data, data_end) = unsafe { ((*skb).data as usize, (*skb).data_end as usize) };
+    match protocol {
+        ETH_P_IP => {
+            let header: [u8; 24] = if data + 24 <= data_end {
+                unsafe { read_in_place(data) }
+            } else {
+                match load(skb, 0) {
+                    Some(header) => header,
+                    None => return false,
+                }
+            };
+            let l4_proto = header[9];
+            if l4_proto != IPPROTO_UDP && l4_proto != IPPROTO_TCP {
+                return false;
+            }
+            // Later fragments carry no transport header to filter on.
+            if (header[6] & 0x1f) | header[7] != 0 {
+                return false;
+            }
+            let header_len = ((header[0] & 0x0f) as u32) * 4;
+            let ports: [u8; 4] = if header_len == 20 {
+                [header[20], header[21], header[22], header[23]]
+            } else {
+                match load(skb, header_len) {
+                    Some(ports) => ports,
+                    None => return false,
+                }
+            };
+            let total_len = u16::from_be_bytes([header[2], header[3]]) as u32;
+            is_dns_transport(skb, l4_proto, header_len, total_len.saturating_sub(header_len), ports)
+        }
+        ETH_P_IPV6 => {
+            let header: [u8; 44] = if data + 44 <= data_end {
+                unsafe { read_in_place(data) }
+            } else {
+                match load(skb, 0) {
+                    Some(header) => header,
+                    None => return false,
+                }
+            };
+            // Extension headers are not walked: packets behind them are not
+            // captured by this filter.
+            let l4_proto = header[6];
+            if l4_proto != IPPROTO_UDP && l4_proto != IPPROTO_TCP {
+                return false;
+            }
+            let payload_len = u16::from_be_bytes([header[4], header[5]]) as u32;
+            let ports = [header[40], header[41], header[42], header[43]];
+            is_dns_transport(skb, l4_proto, IPV6_HEADER_LEN, payload_len, ports)
+        }
+        _ => false,
+    }
+}
+
+#[inline(always)]
+fn is_dns_transport(skb: *mut __sk_buff, l4_proto: u8, l4_offset: u32, l4_len: u32, ports: [u8; 4]) -> bool {
+    let src = u16::from_be_bytes([ports[0], ports[1]]);
+    let dst = u16::from_be_bytes([ports[2], ports[3]]);
+    if src != DNS_PORT && dst != DNS_PORT {
+        return false;
+    }
+    if l4_proto == IPPROTO_UDP {
+        return true;
+    }
+    // TCP: only segments that carry bytes. Handshakes and bare ACKs say
+    // nothing about DNS.
+    let Some([data_offset]) = load::<1>(skb, l4_offset + 12) else {
+        return false;
+    };
+    l4_len > ((data_offset >> 4) as u32) * 4
+}
+
+/// Reads `N` bytes at the start of the packet's linear area. The caller has
+/// checked `data + N <= data_end`.
+#[inline(always)]
+unsafe fn read_in_place<const N: usize>(data: usize) -> [u8; N] {
+    unsafe { (data as *const [u8; N]).read_unaligned() }
+}
+
+/// Copies `N` bytes at `offset` through `bpf_skb_load_bytes`, which also
+/// reaches paged skb data.
+#[inline(always)]
+fn load<const N: usize>(skb: *mut __sk_buff, offset: u32) -> Option<[u8; N]> {
+    let mut buf = MaybeUninit::<[u8; N]>::uninit();
+    let ret = unsafe { bpf_skb_load_bytes(skb.cast(), offset, buf.as_mut_ptr().cast(), N as u32) };
+    // SAFETY: the helper filled all N bytes when it returned 0.
+    (ret == 0).then(|| unsafe { buf.assume_init() })
+}
+
+#[inline(always)]
+fn capture(skb: *mut __sk_buff, mut flags: u32) {
+    let Some(mut entry) = EVENTS.reserve::<DnsPacketEvent>(0) else {
+        count_loss(LOSS_DNS_PACKET);
+        return;
+    };
+    let event = entry.as_mut_ptr();
+    let packet_len = unsafe { (*skb).len };
+    let mut captured_len = packet_len;
+    if captured_len > DNS_CAPTURE_BYTES as u32 {
+        captured_len = DNS_CAPTURE_BYTES as u32;
+        flags |= DNS_FLAG_TRUNCATED;
+    }
+    if captured_len == 0 {
+        entry.discard(0);
+        return;
+    }
+    unsafe {
+        let data = core::ptr::addr_of_mut!((*event).data);
+        if bpf_skb_load_bytes(skb.cast(), 0, data.cast(), captured_len) != 0 {
+            entry.discard(0);
+            count_loss(LOSS_DNS_PACKET);
+            return;
+        }
+        (*event).kind = EVENT_KIND_DNS_PACKET;
+        (*event).flags = flags;
+        (*event).timestamp_ns = bpf_ktime_get_ns();
+        (*event).cgroup_id = bpf_skb_cgroup_id(skb);
+        (*event).socket_cookie = bpf_get_socket_cookie(skb.cast());
+        (*event).packet_len = packet_len;
+        (*event).captured_len = captured_len;
+    }
+    entry.submit(submit_flags());
+}

@@ -1,0 +1,32 @@
+//! pinwatch's kernel side: DNS packet capture on the cgroup v2 root
+//! (cgroup_skb ingress/egress) and TCP connects to watched ports
+//! (cgroup/connect4, cgroup/connect6). Every program allows the traffic it
+//! sees; enforcement is decided elsewhere.
+#![no_std]
+#![no_main]
+
+mod connect;
+mod dns;
+mod maps;
+
+/// Reference program for the in-kernel cost benchmark: it does nothing, so
+/// its run time is the fixed cost of running any cgroup_skb program.
+#[aya_ebpf::macros::cgroup_skb]
+pub fn pw_base_egress(_ctx: aya_ebpf::programs::SkBuffContext) -> i32 {
+    1
+}
+
+#[aya_ebpf::macros::cgroup_skb]
+pub fn pw_base_ingress(_ctx: aya_ebpf::programs::SkBuffContext) -> i32 {
+    1
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
