@@ -13,7 +13,7 @@ use pinwatch_common::{
     EVENT_KIND_DNS_PACKET, LOSS_DNS_PACKET,
 };
 
-use crate::maps::{EVENTS, count_loss, submit_flags};
+use crate::maps::{EVENTS, count_loss, wakeup_flags};
 
 const ALLOW: i32 = 1;
 const ETH_P_IP: u32 = 0x0800;
@@ -136,6 +136,7 @@ fn load<const N: usize>(skb: *mut __sk_buff, offset: u32) -> Option<[u8; N]> {
 
 #[inline(always)]
 fn capture(skb: *mut __sk_buff, mut flags: u32) {
+    let wakeup = wakeup_flags();
     let Some(mut entry) = EVENTS.reserve::<DnsPacketEvent>(0) else {
         count_loss(LOSS_DNS_PACKET);
         return;
@@ -166,5 +167,5 @@ fn capture(skb: *mut __sk_buff, mut flags: u32) {
         (*event).packet_len = packet_len;
         (*event).captured_len = captured_len;
     }
-    entry.submit(submit_flags());
+    entry.submit(wakeup);
 }

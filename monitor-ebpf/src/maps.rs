@@ -17,14 +17,18 @@ pub static WATCHED_PORTS: HashMap<u16, PortPolicy> = HashMap::with_max_entries(1
 #[map]
 pub static EVENTS_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(LOSS_SLOTS, 0);
 
-/// Unread bytes past which a submit wakes the reader. Below it, the reader
-/// drains on its own short timer, so a busy resolver does not cost one
-/// wakeup per packet.
+/// Unread bytes past which a submit wakes the reader.
 const WAKEUP_THRESHOLD: u64 = 64 * 1024;
 
+/// Decides, before reserving, whether the coming submit wakes the reader:
+/// only the first record into an empty buffer (the reader is asleep and
+/// nothing else will wake it) or one that finds the buffer filling up. The
+/// reader batches everything in between on its own short timer, so a busy
+/// resolver does not cost one wakeup per packet.
 #[inline(always)]
-pub fn submit_flags() -> u64 {
-    if EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= WAKEUP_THRESHOLD {
+pub fn wakeup_flags() -> u64 {
+    let unread = EVENTS.query(BPF_RB_AVAIL_DATA as u64);
+    if unread == 0 || unread >= WAKEUP_THRESHOLD {
         BPF_RB_FORCE_WAKEUP as u64
     } else {
         BPF_RB_NO_WAKEUP as u64

@@ -1,1 +1,13 @@
+//! pinwatch: pins database hostnames to their addresses and raises alerts
+//! when DNS answers or connects leave the pinned sets.
+//!
+//! Flow: [`kernel`] source → [`decode`] → [`detector`] (pure) → [`alert`]
+//! sink, wired by [`daemon`]; [`cli`] holds one module per subcommand.
+pub mod alert;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod decode;
+pub mod detector;
+pub mod event;
 pub mod kernel;

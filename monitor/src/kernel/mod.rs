@@ -1,1 +1,58 @@
+//! The kernel side as userspace sees it: checks that the host can run the
+//! programs, loading and attaching them, their maps, and the ring-buffer
+//! source.
+mod cgroup;
+mod preflight;
+mod probes;
+pub mod source;
+
+pub use cgroup::find_cgroup2_root;
+pub use preflight::preflight;
+pub use probes::{Probes, ProgramStatus};
+
+use std::path::PathBuf;
+
+/// The eBPF object built by build.rs from monitor-ebpf.
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/pinwatch"));
+
+/// The kernel or the privileges are not enough (exit code 3). Each variant
+/// names what is missing.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    #[error(
+        "missing privileges: pinwatch needs {missing} (run as root, or grant them as ambient capabilities)"
+    )]
+    Capabilities { missing: String },
+    #[error(
+        "no cgroup v2 mount found in /proc/self/mountinfo: pinwatch attaches its programs to the cgroup v2 root (mount one with `mount -t cgroup2 none /sys/fs/cgroup`)"
+    )]
+    NoCgroup2,
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "this pinwatch binary was built without its eBPF programs (AYA_BUILD_SKIP); rebuild with the eBPF toolchain"
+    )]
+    NoObject,
+    #[error("the kernel refused pinwatch's eBPF object: {0}")]
+    Object(#[source] aya::EbpfError),
+    #[error("the kernel refused to load program {program} ({kind}): {detail}")]
+    Load {
+        program: &'static str,
+        kind: &'static str,
+        detail: String,
+    },
+    #[error("cannot attach program {program} ({kind}) to the cgroup v2 root {cgroup}: {detail}")]
+    Attach {
+        program: &'static str,
+        kind: &'static str,
+        cgroup: PathBuf,
+        detail: String,
+    },
+    #[error("eBPF map {map} is missing or of the wrong type: {detail}")]
+    Map { map: &'static str, detail: String },
+    #[error("cannot update eBPF map {map}: {detail}")]
+    MapUpdate { map: &'static str, detail: String },
+}

@@ -1,0 +1,85 @@
+//! Alerts: what the detector raises, and their ECS encoding.
+//!
+//! Alerts are data, not log lines: they have their own writer ([`sink`]) and
+//! never pass through `tracing`.
+mod ecs;
+mod rule;
+pub mod sink;
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    time::SystemTime,
+};
+
+use ipnet::IpNet;
+
+pub use ecs::{AgentInfo, ECS_VERSION, encode};
+pub use rule::Rule;
+
+use crate::event::{Process, Transport};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    /// When the event that raised it happened (not when it was written).
+    pub timestamp: SystemTime,
+    pub rule: Rule,
+    /// One sentence a person can act on.
+    pub message: String,
+    pub database: Option<String>,
+    pub process: Option<Process>,
+    pub source: Option<SocketAddr>,
+    pub destination: Option<SocketAddr>,
+    /// The name a recent DNS answer on this host mapped `destination` to.
+    pub destination_domain: Option<String>,
+    pub transport: Option<Transport>,
+    pub dns: Option<DnsFacts>,
+    pub pinned: Vec<IpNet>,
+    pub unexpected_ips: Vec<IpAddr>,
+    /// For `event-loss`: how many events were lost, and where.
+    pub lost: Option<LostEvents>,
+}
+
+impl Alert {
+    /// An alert with only the fields every rule has.
+    pub fn new(timestamp: SystemTime, rule: Rule, message: String) -> Alert {
+        Alert {
+            timestamp,
+            rule,
+            message,
+            database: None,
+            process: None,
+            source: None,
+            destination: None,
+            destination_domain: None,
+            transport: None,
+            dns: None,
+            pinned: Vec::new(),
+            unexpected_ips: Vec::new(),
+            lost: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DnsFacts {
+    pub id: u16,
+    /// The question name as it was on the wire (letter case kept).
+    pub question_name: String,
+    pub question_type: String,
+    pub resolved_ips: Vec<IpAddr>,
+    pub answers: Vec<DnsAnswer>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DnsAnswer {
+    pub name: String,
+    pub record_type: String,
+    pub data: String,
+    pub ttl: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LostEvents {
+    pub count: u64,
+    pub origin: crate::event::LossOrigin,
+}

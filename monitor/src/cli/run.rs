@@ -1,0 +1,58 @@
+use std::{path::Path, process::ExitCode};
+
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::{config::Config, daemon};
+
+pub fn run(path: &Path) -> ExitCode {
+    super::init_tracing();
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(error) => {
+            tracing::error!("invalid configuration: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!("cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let shutdown = match termination() {
+            Ok(shutdown) => shutdown,
+            Err(error) => {
+                tracing::error!("cannot install signal handlers: {error}");
+                return Err(ExitCode::FAILURE);
+            }
+        };
+        daemon::run(config, shutdown).await.map_err(|error| {
+            tracing::error!("{error}");
+            ExitCode::from(error.exit_code())
+        })
+    });
+    match result {
+        Ok(()) => {
+            tracing::info!("pinwatch stopped; programs detached");
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+/// Resolves on the first SIGINT or SIGTERM.
+fn termination() -> std::io::Result<impl Future<Output = ()>> {
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => tracing::info!("SIGINT received, shutting down"),
+            _ = terminate.recv() => tracing::info!("SIGTERM received, shutting down"),
+        }
+    })
+}

@@ -1,0 +1,113 @@
+//! `pinwatch run`: the pipeline kernel source → detector → alert sink.
+use std::{sync::Arc, thread};
+
+use tokio::sync::mpsc;
+
+use crate::{
+    alert::{
+        AgentInfo,
+        sink::{AlertWriter, SinkError},
+    },
+    config::{AlertSink, Config},
+    decode::Clock,
+    detector::Detector,
+    event::Event,
+    kernel::{
+        self, KernelError, Probes,
+        source::{KernelSource, SourceError, SourceStats},
+    },
+};
+
+/// Batches waiting for the detector. When it falls behind, the source stops
+/// draining and the kernel counts what it cannot store: loss is reported,
+/// never silent.
+const PIPELINE_DEPTH: usize = 256;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Kernel(#[from] KernelError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("the detector thread failed: {0}")]
+    Detector(String),
+}
+
+impl DaemonError {
+    /// SPEC's exit codes: 3 when the kernel or privileges are not enough, 2
+    /// for configuration problems (an alert path that cannot be opened), 1
+    /// for failures while running.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            DaemonError::Kernel(_) => 3,
+            DaemonError::Sink(SinkError::Open { .. } | SinkError::JournaldUnavailable) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// Runs until `shutdown` resolves. Programs are detached when this returns,
+/// whether it returns with an error or not.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
+    let writer = open_sink(&config)?;
+    kernel::preflight()?;
+    let cgroup_root = kernel::find_cgroup2_root()?;
+    let mut probes = Probes::attach(&cgroup_root, &config.watched_ports())?;
+    let (ring, lost) = probes.take_event_maps()?;
+    let stats = Arc::new(SourceStats::default());
+    let source = KernelSource::new(ring, lost, Clock::from_system(), stats)?;
+
+    let (events_tx, events_rx) = mpsc::channel(PIPELINE_DEPTH);
+    let detector = Detector::new(&config);
+    let detector_thread = thread::Builder::new()
+        .name("pinwatch-detect".into())
+        .spawn(move || detect(events_rx, detector, writer))
+        .map_err(|e| DaemonError::Detector(e.to_string()))?;
+
+    tracing::info!(
+        cgroup = %cgroup_root.display(),
+        programs = probes.programs().len(),
+        databases = config.databases.len(),
+        ports = ?config.watched_ports(),
+        "pinwatch ready"
+    );
+    let result = source.run(events_tx, shutdown).await;
+    // Detach before waiting for the detector to finish its backlog.
+    drop(probes);
+    let detected = detector_thread
+        .join()
+        .map_err(|_| DaemonError::Detector("panicked".into()))?;
+    result?;
+    detected
+}
+
+fn open_sink(config: &Config) -> Result<AlertWriter, SinkError> {
+    let agent = AgentInfo::from_host();
+    match &config.alerts.sink {
+        AlertSink::Stdout => Ok(AlertWriter::stdout(agent)),
+        AlertSink::File(path) => AlertWriter::file(path, agent),
+        AlertSink::Journald => Err(SinkError::JournaldUnavailable),
+    }
+}
+
+/// The detector thread: synchronous, so the detector stays a plain function
+/// of (state, event) and alert writes block instead of dropping.
+fn detect(
+    mut events: mpsc::Receiver<Vec<Event>>,
+    mut detector: Detector,
+    mut writer: AlertWriter,
+) -> Result<(), DaemonError> {
+    while let Some(batch) = events.blocking_recv() {
+        for event in &batch {
+            for alert in detector.observe(event) {
+                if let Err(error) = writer.write(&alert) {
+                    // The alert must reach someone: say it on stderr.
+                    tracing::error!(rule = alert.rule.id(), message = %alert.message, "{error}");
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,24 @@
+//! Kernel records and captured packets → typed events.
+//!
+//! Two steps, so the daemon and `pinwatch replay` share the second:
+//! - [`decode_record`]: ring-buffer bytes → [`Record`] (a [`DnsPacket`] still
+//!   holding raw IP bytes, or a finished connect event);
+//! - [`dns_events`] / [`parse_ip_dns`]: IP packet → UDP/TCP → DNS messages.
+//!
+//! Split by layer: `record` (kernel structs), `packet` (IP/UDP/TCP),
+//! `dns` (the DNS payload and its TCP framing).
+mod clock;
+mod dns;
+mod error;
+mod packet;
+mod record;
+
+#[cfg(test)]
+mod fuzz_tests;
+#[cfg(test)]
+mod test_packets;
+
+pub use clock::Clock;
+pub use error::DecodeError;
+pub use packet::{PacketMeta, dns_events, parse_ip_dns};
+pub use record::{DnsPacket, Record, decode_record};

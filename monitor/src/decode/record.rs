@@ -1,0 +1,213 @@
+//! Ring-buffer records (the `pinwatch_common` structs) to typed records.
+//!
+//! The kernel writes `#[repr(C)]` structs; aya hands us their bytes with no
+//! alignment promise. We check the length for the kind, copy the struct out
+//! with `read_unaligned`, and convert every integer that stands for a choice
+//! (kind, family, flags) through an explicit match.
+use std::{
+    mem::size_of,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+    ptr,
+    time::SystemTime,
+};
+
+use pinwatch_common::{
+    ConnectEvent as RawConnect, DNS_CAPTURE_BYTES, DNS_FLAG_EGRESS, DNS_FLAG_TRUNCATED,
+    DnsPacketEvent as RawDnsPacket, EVENT_KIND_CONNECT, EVENT_KIND_DNS_PACKET,
+};
+
+use super::{Clock, DecodeError, PacketMeta};
+use crate::event::{ConnectEvent, Direction, Process};
+
+/// One decoded ring-buffer record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    Dns(DnsPacket),
+    Connect(ConnectEvent),
+}
+
+/// A captured IP packet carrying DNS, before the DNS payload is parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsPacket {
+    pub timestamp: SystemTime,
+    pub direction: Direction,
+    pub cgroup_id: u64,
+    /// The kernel copied only the first `ip_packet.len()` bytes.
+    pub truncated: bool,
+    /// The socket the packet belonged to (`bpf_get_socket_cookie`); the key
+    /// TCP reassembly will need.
+    pub socket_cookie: u64,
+    /// Captured bytes from the IP header on.
+    pub ip_packet: Vec<u8>,
+}
+
+impl DnsPacket {
+    pub fn meta(&self) -> PacketMeta {
+        PacketMeta {
+            timestamp: self.timestamp,
+            direction: self.direction,
+            cgroup_id: self.cgroup_id,
+            truncated: self.truncated,
+        }
+    }
+}
+
+/// Decodes one ring-buffer record (bytes as aya's RingBuf hands them; not
+/// necessarily aligned) into a typed record.
+pub fn decode_record(bytes: &[u8], clock: &Clock) -> Result<Record, DecodeError> {
+    let kind_bytes = bytes
+        .first_chunk::<4>()
+        .ok_or(DecodeError::MissingKind { len: bytes.len() })?;
+    match RecordKind::try_from(u32::from_ne_bytes(*kind_bytes))? {
+        RecordKind::DnsPacket => dns_packet(&read_record(bytes)?, clock).map(Record::Dns),
+        RecordKind::Connect => connect(&read_record(bytes)?, clock).map(Record::Connect),
+    }
+}
+
+enum RecordKind {
+    DnsPacket,
+    Connect,
+}
+
+impl TryFrom<u32> for RecordKind {
+    type Error = DecodeError;
+    fn try_from(kind: u32) -> Result<Self, DecodeError> {
+        match kind {
+            EVENT_KIND_DNS_PACKET => Ok(RecordKind::DnsPacket),
+            EVENT_KIND_CONNECT => Ok(RecordKind::Connect),
+            other => Err(DecodeError::UnknownKind(other)),
+        }
+    }
+}
+
+/// A boundary struct that may be copied out of arbitrary bytes.
+///
+/// # Safety
+/// Implementors are `#[repr(C)]` and made only of integers and integer
+/// arrays with no implicit padding, so every bit pattern is a valid value.
+unsafe trait KernelRecord: Copy {
+    const KIND: u32;
+}
+
+// SAFETY: both are repr(C) structs of u32/u64/u16 and u8 arrays with explicit
+// padding (see the size assertions in pinwatch_common).
+unsafe impl KernelRecord for RawDnsPacket {
+    const KIND: u32 = EVENT_KIND_DNS_PACKET;
+}
+unsafe impl KernelRecord for RawConnect {
+    const KIND: u32 = EVENT_KIND_CONNECT;
+}
+
+fn read_record<T: KernelRecord>(bytes: &[u8]) -> Result<T, DecodeError> {
+    let (kind, len, expected) = (T::KIND, bytes.len(), size_of::<T>());
+    if len < expected {
+        return Err(DecodeError::ShortRecord {
+            kind,
+            len,
+            expected,
+        });
+    }
+    if len > expected {
+        return Err(DecodeError::LongRecord {
+            kind,
+            len,
+            expected,
+        });
+    }
+    // SAFETY: `bytes` holds exactly size_of::<T>() bytes, any bit pattern is
+    // a valid T (KernelRecord), and read_unaligned needs no alignment.
+    Ok(unsafe { ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+}
+
+/// `DnsPacketEvent::flags`, checked.
+struct DnsFlags {
+    direction: Direction,
+    truncated: bool,
+}
+
+impl TryFrom<u32> for DnsFlags {
+    type Error = DecodeError;
+    fn try_from(flags: u32) -> Result<Self, DecodeError> {
+        if flags & !(DNS_FLAG_EGRESS | DNS_FLAG_TRUNCATED) != 0 {
+            return Err(DecodeError::BadFlags { flags });
+        }
+        let direction = match flags & DNS_FLAG_EGRESS {
+            0 => Direction::Ingress,
+            _ => Direction::Egress,
+        };
+        Ok(DnsFlags {
+            direction,
+            truncated: flags & DNS_FLAG_TRUNCATED != 0,
+        })
+    }
+}
+
+fn dns_packet(raw: &RawDnsPacket, clock: &Clock) -> Result<DnsPacket, DecodeError> {
+    let flags = DnsFlags::try_from(raw.flags)?;
+    let captured = raw.captured_len as usize;
+    if captured > DNS_CAPTURE_BYTES || raw.captured_len > raw.packet_len {
+        return Err(DecodeError::BadCapturedLen {
+            captured_len: raw.captured_len,
+            packet_len: raw.packet_len,
+            capacity: DNS_CAPTURE_BYTES,
+        });
+    }
+    Ok(DnsPacket {
+        timestamp: clock.to_system_time(raw.timestamp_ns),
+        direction: flags.direction,
+        cgroup_id: raw.cgroup_id,
+        // The flag and the lengths should agree; if not, believe whichever
+        // says bytes are missing.
+        truncated: flags.truncated || raw.captured_len < raw.packet_len,
+        socket_cookie: raw.socket_cookie,
+        ip_packet: raw.data[..captured].to_vec(),
+    })
+}
+
+enum Family {
+    Inet,
+    Inet6,
+}
+
+impl TryFrom<u32> for Family {
+    type Error = DecodeError;
+    fn try_from(family: u32) -> Result<Self, DecodeError> {
+        match family {
+            2 => Ok(Family::Inet),
+            10 => Ok(Family::Inet6),
+            other => Err(DecodeError::BadFamily(other)),
+        }
+    }
+}
+
+fn connect(raw: &RawConnect, clock: &Clock) -> Result<ConnectEvent, DecodeError> {
+    let ip = match Family::try_from(raw.family)? {
+        Family::Inet => {
+            let [a, b, c, d, ..] = raw.daddr;
+            IpAddr::V4(Ipv4Addr::new(a, b, c, d))
+        }
+        // An IPv4-mapped address stays as given; the detector canonicalizes.
+        Family::Inet6 => IpAddr::V6(Ipv6Addr::from(raw.daddr)),
+    };
+    let comm_len = raw
+        .comm
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(raw.comm.len());
+    Ok(ConnectEvent {
+        timestamp: clock.to_system_time(raw.timestamp_ns),
+        process: Process {
+            pid: (raw.pid_tgid >> 32) as u32,
+            tid: raw.pid_tgid as u32,
+            uid: raw.uid_gid as u32,
+            gid: (raw.uid_gid >> 32) as u32,
+            name: String::from_utf8_lossy(&raw.comm[..comm_len]).into_owned(),
+            cgroup_id: raw.cgroup_id,
+        },
+        destination: SocketAddr::new(ip, raw.dport),
+    })
+}
+
+#[cfg(test)]
+#[path = "record_tests.rs"]
+mod tests;

@@ -1,0 +1,239 @@
+//! Records are built from the real `pinwatch_common` structs and fed in at an
+//! aligned and an odd offset, as aya may hand them.
+use std::{
+    mem::size_of,
+    net::{Ipv4Addr, Ipv6Addr},
+    slice,
+    time::{Duration, SystemTime},
+};
+
+use super::*;
+use crate::decode::test_packets::T0;
+
+fn clock() -> Clock {
+    Clock::fixed(SystemTime::UNIX_EPOCH + T0)
+}
+
+fn bytes_of<T: KernelRecord>(record: &T) -> Vec<u8> {
+    // SAFETY: KernelRecord types have no implicit padding, so all
+    // size_of::<T>() bytes are initialized.
+    unsafe { slice::from_raw_parts((record as *const T).cast::<u8>(), size_of::<T>()) }.to_vec()
+}
+
+/// Decodes `bytes` as given and again starting at an odd address.
+fn decode_both_ways(bytes: &[u8]) -> Result<Record, DecodeError> {
+    let aligned = decode_record(bytes, &clock());
+    let mut shifted = vec![0u8; bytes.len() + 1];
+    shifted[1..].copy_from_slice(bytes);
+    let odd = &shifted[1..];
+    assert_eq!(
+        odd.as_ptr() as usize % 2,
+        1,
+        "allocations are at least 2-aligned"
+    );
+    let unaligned = decode_record(odd, &clock());
+    assert_eq!(format!("{aligned:?}"), format!("{unaligned:?}"));
+    aligned
+}
+
+fn raw_dns(flags: u32, packet: &[u8], packet_len: u32) -> RawDnsPacket {
+    let mut raw = RawDnsPacket {
+        kind: EVENT_KIND_DNS_PACKET,
+        flags,
+        timestamp_ns: 2_500_000_000,
+        cgroup_id: 0x1234,
+        socket_cookie: 99,
+        packet_len,
+        captured_len: packet.len() as u32,
+        data: [0; DNS_CAPTURE_BYTES],
+    };
+    raw.data[..packet.len()].copy_from_slice(packet);
+    raw
+}
+
+fn raw_connect(family: u32, daddr: [u8; 16], comm: &[u8]) -> RawConnect {
+    let mut raw = RawConnect {
+        kind: EVENT_KIND_CONNECT,
+        family,
+        timestamp_ns: 1_000,
+        pid_tgid: (4321 << 32) | 4325,
+        uid_gid: (100 << 32) | 1000,
+        cgroup_id: 77,
+        daddr,
+        dport: 5432,
+        _pad: [0; 6],
+        comm: [0; 16],
+    };
+    raw.comm[..comm.len()].copy_from_slice(comm);
+    raw
+}
+
+#[test]
+fn dns_packet_record() {
+    let packet = [0x45, 1, 2, 3, 4, 5];
+    let raw = raw_dns(DNS_FLAG_EGRESS, &packet, packet.len() as u32);
+    let Record::Dns(dns) = decode_both_ways(&bytes_of(&raw)).unwrap() else {
+        panic!("not DNS")
+    };
+    assert_eq!(
+        dns.timestamp,
+        SystemTime::UNIX_EPOCH + T0 + Duration::from_millis(2500)
+    );
+    assert_eq!(dns.direction, Direction::Egress);
+    assert_eq!(dns.cgroup_id, 0x1234);
+    assert_eq!(dns.socket_cookie, 99);
+    assert!(!dns.truncated);
+    assert_eq!(dns.ip_packet, packet);
+    assert_eq!(dns.meta().cgroup_id, 0x1234);
+}
+
+#[test]
+fn dns_packet_record_truncated_ingress() {
+    let packet = [7u8; DNS_CAPTURE_BYTES];
+    let raw = raw_dns(DNS_FLAG_TRUNCATED, &packet, 3000);
+    let Record::Dns(dns) = decode_both_ways(&bytes_of(&raw)).unwrap() else {
+        panic!("not DNS")
+    };
+    assert_eq!(dns.direction, Direction::Ingress);
+    assert!(dns.truncated);
+    assert_eq!(dns.ip_packet.len(), DNS_CAPTURE_BYTES);
+
+    // Lengths that say "cut" win over a missing flag.
+    let raw = raw_dns(0, &packet, 3000);
+    let Record::Dns(dns) = decode_both_ways(&bytes_of(&raw)).unwrap() else {
+        panic!("not DNS")
+    };
+    assert!(dns.truncated);
+}
+
+#[test]
+fn dns_packet_record_bad_fields() {
+    let mut raw = raw_dns(0, &[0x45; 10], 10);
+    raw.flags = 1 << 7;
+    assert!(matches!(
+        decode_both_ways(&bytes_of(&raw)),
+        Err(DecodeError::BadFlags { flags: 0x80 })
+    ));
+
+    let mut raw = raw_dns(0, &[0x45; 10], 10);
+    raw.captured_len = 11;
+    assert!(matches!(
+        decode_both_ways(&bytes_of(&raw)),
+        Err(DecodeError::BadCapturedLen { .. })
+    ));
+
+    raw.captured_len = DNS_CAPTURE_BYTES as u32 + 1;
+    raw.packet_len = u32::MAX;
+    assert!(matches!(
+        decode_both_ways(&bytes_of(&raw)),
+        Err(DecodeError::BadCapturedLen { .. })
+    ));
+}
+
+#[test]
+fn connect_record_ipv4() {
+    let mut daddr = [0xee; 16];
+    daddr[..4].copy_from_slice(&[10, 1, 2, 3]);
+    let raw = raw_connect(2, daddr, b"psql");
+    let Record::Connect(event) = decode_both_ways(&bytes_of(&raw)).unwrap() else {
+        panic!("not connect")
+    };
+    assert_eq!(
+        event.timestamp,
+        SystemTime::UNIX_EPOCH + T0 + Duration::from_micros(1)
+    );
+    assert_eq!(event.destination, "10.1.2.3:5432".parse().unwrap());
+    let p = &event.process;
+    assert_eq!((p.pid, p.tid, p.uid, p.gid), (4321, 4325, 1000, 100));
+    assert_eq!((p.name.as_str(), p.cgroup_id), ("psql", 77));
+}
+
+#[test]
+fn connect_record_ipv6_and_mapped() {
+    let v6: Ipv6Addr = "2001:db8::5".parse().unwrap();
+    // A full 16-byte comm has no NUL; bytes that are not UTF-8 come out lossy.
+    let comm = *b"abcdefghijklmn\xff\xfe";
+    let raw = raw_connect(10, v6.octets(), &comm);
+    let Record::Connect(event) = decode_both_ways(&bytes_of(&raw)).unwrap() else {
+        panic!("not connect")
+    };
+    assert_eq!(event.destination, "[2001:db8::5]:5432".parse().unwrap());
+    assert_eq!(event.process.name, "abcdefghijklmn\u{fffd}\u{fffd}");
+
+    let mapped = Ipv4Addr::new(192, 0, 2, 1).to_ipv6_mapped();
+    let raw = raw_connect(10, mapped.octets(), b"x");
+    let Record::Connect(event) = decode_both_ways(&bytes_of(&raw)).unwrap() else {
+        panic!("not connect")
+    };
+    assert_eq!(
+        event.destination,
+        "[::ffff:192.0.2.1]:5432".parse().unwrap()
+    );
+}
+
+#[test]
+fn connect_record_bad_family() {
+    let raw = raw_connect(1, [0; 16], b"x");
+    assert!(matches!(
+        decode_both_ways(&bytes_of(&raw)),
+        Err(DecodeError::BadFamily(1))
+    ));
+}
+
+#[test]
+fn record_lengths_and_kinds() {
+    assert!(matches!(
+        decode_both_ways(&[]),
+        Err(DecodeError::MissingKind { len: 0 })
+    ));
+    assert!(matches!(
+        decode_both_ways(&[1, 0]),
+        Err(DecodeError::MissingKind { len: 2 })
+    ));
+    assert!(matches!(
+        decode_both_ways(&9u32.to_ne_bytes()),
+        Err(DecodeError::UnknownKind(9))
+    ));
+
+    let connect = bytes_of(&raw_connect(2, [0; 16], b"x"));
+    let err = decode_both_ways(&connect[..79]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DecodeError::ShortRecord {
+                kind: 2,
+                len: 79,
+                expected: 80
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "kernel record of kind 2 is 79 bytes, shorter than the 80 bytes of its struct"
+    );
+    let mut long = connect.clone();
+    long.push(0);
+    assert!(matches!(
+        decode_both_ways(&long),
+        Err(DecodeError::LongRecord {
+            kind: 2,
+            len: 81,
+            ..
+        })
+    ));
+
+    let dns = bytes_of(&raw_dns(0, &[0x45], 1));
+    let err = decode_both_ways(&dns[..80]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DecodeError::ShortRecord {
+                kind: 1,
+                len: 80,
+                expected: 1400
+            }
+        ),
+        "{err}"
+    );
+}

@@ -1,0 +1,121 @@
+//! The detector: a pure, synchronous function of (state, event) → alerts.
+//!
+//! No I/O and no clock reads of its own: time arrives with each event. The
+//! daemon and `pinwatch replay` drive it the same way, and unit tests drive
+//! it without a kernel.
+mod answers;
+mod connect;
+mod pins;
+mod recent;
+
+use std::{collections::HashMap, net::IpAddr, time::SystemTime};
+
+use serde::Serialize;
+
+pub use answers::MAX_CNAME_DEPTH;
+pub use pins::{PinIndex, canonical_ip};
+pub use recent::RecentAnswers;
+
+use crate::{
+    alert::{Alert, LostEvents, Rule},
+    config::Config,
+    event::{Event, LossEvent},
+};
+
+/// What the last answer for a configured hostname said; `status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LastAnswer {
+    pub addresses: Vec<IpAddr>,
+    pub ttl: u32,
+    pub resolver: IpAddr,
+    pub seen_at: SystemTime,
+    pub verdict: Verdict,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Every address was inside the pinned set.
+    Pinned,
+    /// At least one address was outside it.
+    Diverged,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Counters {
+    pub dns_messages: u64,
+    pub dns_responses_checked: u64,
+    pub connects: u64,
+    pub events_lost: u64,
+    pub alerts: HashMap<Rule, u64>,
+}
+
+pub struct Detector {
+    pins: PinIndex,
+    recent: RecentAnswers,
+    /// Keyed by normalized hostname.
+    last_answers: HashMap<String, LastAnswer>,
+    counters: Counters,
+}
+
+impl Detector {
+    pub fn new(config: &Config) -> Detector {
+        Detector {
+            pins: PinIndex::new(&config.databases),
+            recent: RecentAnswers::default(),
+            last_answers: HashMap::new(),
+            counters: Counters::default(),
+        }
+    }
+
+    /// Feeds one event; returns the alerts it raises, in order.
+    pub fn observe(&mut self, event: &Event) -> Vec<Alert> {
+        let alerts = match event {
+            Event::Dns(dns) => {
+                self.counters.dns_messages += 1;
+                answers::check_response(self, dns)
+            }
+            Event::Connect(connect) => {
+                self.counters.connects += 1;
+                connect::check_connect(self, connect)
+            }
+            Event::Loss(loss) => self.loss(loss),
+        };
+        for alert in &alerts {
+            *self.counters.alerts.entry(alert.rule).or_default() += 1;
+        }
+        alerts
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    pub fn last_answer(&self, hostname: &str) -> Option<&LastAnswer> {
+        self.last_answers.get(hostname)
+    }
+
+    fn loss(&mut self, loss: &LossEvent) -> Vec<Alert> {
+        if loss.count == 0 {
+            return Vec::new();
+        }
+        self.counters.events_lost += loss.count;
+        let message = format!(
+            "pinwatch lost {} events ({}); detections may have been missed in that window — check the host's load and the ring buffer size",
+            loss.count,
+            serde_json::to_value(loss.origin)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+        );
+        let mut alert = Alert::new(loss.timestamp, Rule::EventLoss, message);
+        alert.lost = Some(LostEvents {
+            count: loss.count,
+            origin: loss.origin,
+        });
+        vec![alert]
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,89 @@
+use std::{
+    collections::{HashMap, VecDeque},
+    net::IpAddr,
+    time::{Duration, SystemTime},
+};
+
+/// Applications keep addresses longer than the TTL says (connection pools,
+/// JVM caches), so a mapping is remembered for at least this long.
+const MIN_RETENTION: Duration = Duration::from_secs(15 * 60);
+/// Bound on remembered addresses: a flood of answers cannot grow memory.
+const CAPACITY: usize = 65_536;
+
+/// Which name a recent DNS answer on this host mapped an address to; gives
+/// `unexpected-db-peer` its `destination.domain`.
+#[derive(Debug)]
+pub struct RecentAnswers {
+    names: HashMap<IpAddr, Remembered>,
+    /// Insertion order, for evicting the oldest when full.
+    order: VecDeque<(IpAddr, u64)>,
+    next_generation: u64,
+    capacity: usize,
+}
+
+#[derive(Debug)]
+struct Remembered {
+    name: String,
+    expires: SystemTime,
+    generation: u64,
+}
+
+impl Default for RecentAnswers {
+    fn default() -> Self {
+        RecentAnswers::with_capacity(CAPACITY)
+    }
+}
+
+impl RecentAnswers {
+    pub fn with_capacity(capacity: usize) -> RecentAnswers {
+        RecentAnswers {
+            names: HashMap::new(),
+            order: VecDeque::new(),
+            next_generation: 0,
+            capacity,
+        }
+    }
+
+    pub fn remember(&mut self, ip: IpAddr, name: &str, ttl: u32, now: SystemTime) {
+        let retention = Duration::from_secs(u64::from(ttl)).max(MIN_RETENTION);
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        self.names.insert(
+            ip,
+            Remembered {
+                name: name.to_owned(),
+                expires: now + retention,
+                generation,
+            },
+        );
+        self.order.push_back((ip, generation));
+        while self.names.len() > self.capacity || self.order.len() > 2 * self.capacity {
+            let Some((old_ip, old_generation)) = self.order.pop_front() else {
+                break;
+            };
+            // Skip stale order entries of addresses remembered again since.
+            if self
+                .names
+                .get(&old_ip)
+                .is_some_and(|r| r.generation == old_generation)
+            {
+                self.names.remove(&old_ip);
+            }
+        }
+    }
+
+    pub fn name_for(&self, ip: IpAddr, now: SystemTime) -> Option<&str> {
+        self.names
+            .get(&ip)
+            .filter(|r| r.expires >= now)
+            .map(|r| r.name.as_str())
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+}

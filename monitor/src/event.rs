@@ -1,0 +1,87 @@
+//! Typed events: what the sources hand to the detector.
+//!
+//! The detector sees only these types, never kernel bytes, so the daemon and
+//! `pinwatch replay` feed it the same way. Time travels with the event.
+use std::{net::SocketAddr, time::SystemTime};
+
+use hickory_proto::op::Message;
+use serde::Serialize;
+
+#[derive(Debug, Clone)]
+pub enum Event {
+    Dns(DnsEvent),
+    Connect(ConnectEvent),
+    Loss(LossEvent),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Leaving a socket on this host.
+    Egress,
+    /// Arriving at a socket on this host.
+    Ingress,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+/// One DNS message carried by one captured packet.
+#[derive(Debug, Clone)]
+pub struct DnsEvent {
+    pub timestamp: SystemTime,
+    pub direction: Direction,
+    pub transport: Transport,
+    pub source: SocketAddr,
+    pub destination: SocketAddr,
+    /// cgroup v2 id of the socket the packet belonged to (0 when unknown).
+    pub cgroup_id: u64,
+    /// The kernel copied only part of the packet; the message may be cut.
+    pub truncated: bool,
+    pub message: Message,
+}
+
+/// A TCP connect(2) to a watched port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectEvent {
+    pub timestamp: SystemTime,
+    pub process: Process,
+    pub destination: SocketAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Process {
+    /// Thread-group id: the pid users see.
+    pub pid: u32,
+    /// Id of the thread that called connect.
+    pub tid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// The thread's command name (`comm`), at most 15 bytes.
+    pub name: String,
+    pub cgroup_id: u64,
+}
+
+/// Events the kernel or the daemon could not deliver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LossEvent {
+    pub timestamp: SystemTime,
+    pub origin: LossOrigin,
+    /// Events lost since the previous report.
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LossOrigin {
+    /// The ring buffer was full when a DNS packet was to be recorded.
+    KernelDnsPacket,
+    /// The ring buffer was full when a connect was to be recorded.
+    KernelConnect,
+    /// A record arrived from the kernel that could not be decoded.
+    Undecodable,
+}

@@ -1,0 +1,248 @@
+use std::{collections::BTreeSet, fs::File, path::Path};
+
+use aya::{
+    Ebpf,
+    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr},
+};
+use pinwatch_common::PortPolicy;
+use serde::Serialize;
+
+use super::{EBPF_OBJECT, KernelError};
+
+/// What `status` reports per program.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProgramStatus {
+    pub name: &'static str,
+    pub kind: &'static str,
+    pub attached: bool,
+}
+
+enum Hook {
+    Skb(CgroupSkbAttachType),
+    SockAddr,
+}
+
+struct ProgramSpec {
+    name: &'static str,
+    kind: &'static str,
+    hook: Hook,
+}
+
+/// Flags 0 for bpf_link_create, which the kernel turns into multi mode.
+const ATTACH_MODE: CgroupAttachMode = CgroupAttachMode::Single;
+
+const PROGRAMS: [ProgramSpec; 4] = [
+    ProgramSpec {
+        name: "pw_dns_egress",
+        kind: "cgroup_skb/egress",
+        hook: Hook::Skb(CgroupSkbAttachType::Egress),
+    },
+    ProgramSpec {
+        name: "pw_dns_ingress",
+        kind: "cgroup_skb/ingress",
+        hook: Hook::Skb(CgroupSkbAttachType::Ingress),
+    },
+    ProgramSpec {
+        name: "pw_connect4",
+        kind: "cgroup/connect4",
+        hook: Hook::SockAddr,
+    },
+    ProgramSpec {
+        name: "pw_connect6",
+        kind: "cgroup/connect6",
+        hook: Hook::SockAddr,
+    },
+];
+
+/// The loaded object with its programs attached to the cgroup v2 root.
+///
+/// Attachments are bpf_links owned by this process: dropping `Probes`
+/// detaches everything, and so does the kernel if the process dies, so a
+/// crash never leaves programs behind.
+pub struct Probes {
+    ebpf: Ebpf,
+    programs: Vec<ProgramStatus>,
+}
+
+impl Probes {
+    /// Loads every program and attaches it in multi mode (beside systemd's,
+    /// Cilium's or Tetragon's programs on the same cgroup), after the
+    /// watched ports are in place so the first connect is already seen.
+    ///
+    /// Multi mode comes from the attachment being a bpf_link (kernel ≥ 5.7;
+    /// the ring buffer already needs 5.8): the kernel always attaches cgroup
+    /// links with BPF_F_ALLOW_MULTI and refuses that flag when it is passed
+    /// explicitly, hence `ATTACH_MODE`.
+    pub fn attach(
+        cgroup_root: &Path,
+        watched_ports: &BTreeSet<u16>,
+    ) -> Result<Probes, KernelError> {
+        if EBPF_OBJECT.is_empty() {
+            return Err(KernelError::NoObject);
+        }
+        raise_memlock_limit();
+        let ebpf = Ebpf::load(EBPF_OBJECT).map_err(KernelError::Object)?;
+        let mut probes = Probes {
+            ebpf,
+            programs: Vec::new(),
+        };
+        probes.set_watched_ports(watched_ports)?;
+        let cgroup = File::open(cgroup_root).map_err(|source| KernelError::Read {
+            path: cgroup_root.into(),
+            source,
+        })?;
+        for spec in &PROGRAMS {
+            probes.attach_one(spec, &cgroup, cgroup_root)?;
+            probes.programs.push(ProgramStatus {
+                name: spec.name,
+                kind: spec.kind,
+                attached: true,
+            });
+        }
+        Ok(probes)
+    }
+
+    fn attach_one(
+        &mut self,
+        spec: &ProgramSpec,
+        cgroup: &File,
+        cgroup_root: &Path,
+    ) -> Result<(), KernelError> {
+        let load_error = |detail: String| KernelError::Load {
+            program: spec.name,
+            kind: spec.kind,
+            detail,
+        };
+        let attach_error = |error: aya::programs::ProgramError| KernelError::Attach {
+            program: spec.name,
+            kind: spec.kind,
+            cgroup: cgroup_root.into(),
+            detail: error_chain(&error),
+        };
+        let program = self
+            .ebpf
+            .program_mut(spec.name)
+            .ok_or_else(|| load_error("not in the object".into()))?;
+        match spec.hook {
+            Hook::Skb(attach_type) => {
+                let program: &mut CgroupSkb =
+                    program.try_into().map_err(|e| load_error(format!("{e}")))?;
+                program.load().map_err(|e| load_error(describe(&e)))?;
+                program
+                    .attach(cgroup, attach_type, ATTACH_MODE)
+                    .map_err(attach_error)?;
+            }
+            Hook::SockAddr => {
+                let program: &mut CgroupSockAddr =
+                    program.try_into().map_err(|e| load_error(format!("{e}")))?;
+                program.load().map_err(|e| load_error(describe(&e)))?;
+                program.attach(cgroup, ATTACH_MODE).map_err(attach_error)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces the set of ports whose connects are reported.
+    pub fn set_watched_ports(&mut self, ports: &BTreeSet<u16>) -> Result<(), KernelError> {
+        const MAP: &str = "WATCHED_PORTS";
+        let map_error = |detail: String| KernelError::Map { map: MAP, detail };
+        let update_error = |error: aya::maps::MapError| KernelError::MapUpdate {
+            map: MAP,
+            detail: error.to_string(),
+        };
+        let map = self
+            .ebpf
+            .map_mut(MAP)
+            .ok_or_else(|| map_error("not in the object".into()))?;
+        let mut map: HashMap<&mut MapData, u16, PortPolicy> =
+            HashMap::try_from(map).map_err(|e| map_error(e.to_string()))?;
+        let stale: Vec<u16> = map
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|port| !ports.contains(port))
+            .collect();
+        for port in ports {
+            map.insert(port, PortPolicy { flags: 0 }, 0)
+                .map_err(update_error)?;
+        }
+        for port in stale {
+            map.remove(&port).map_err(update_error)?;
+        }
+        Ok(())
+    }
+
+    /// Hands the ring buffer and the loss counters to the event source.
+    pub fn take_event_maps(
+        &mut self,
+    ) -> Result<(RingBuf<MapData>, PerCpuArray<MapData, u64>), KernelError> {
+        let take = |ebpf: &mut Ebpf, name: &'static str| {
+            ebpf.take_map(name).ok_or(KernelError::Map {
+                map: name,
+                detail: "not in the object, or already taken".into(),
+            })
+        };
+        let ring = take(&mut self.ebpf, "EVENTS")?;
+        let ring = RingBuf::try_from(ring).map_err(|e| KernelError::Map {
+            map: "EVENTS",
+            detail: e.to_string(),
+        })?;
+        let lost = take(&mut self.ebpf, "EVENTS_LOST")?;
+        let lost = PerCpuArray::try_from(lost).map_err(|e| KernelError::Map {
+            map: "EVENTS_LOST",
+            detail: e.to_string(),
+        })?;
+        Ok((ring, lost))
+    }
+
+    pub fn programs(&self) -> &[ProgramStatus] {
+        &self.programs
+    }
+}
+
+/// The verifier's last lines say why a program was refused; the whole log
+/// is too long for an error message.
+fn describe(error: &aya::programs::ProgramError) -> String {
+    match error {
+        aya::programs::ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => {
+            let log = verifier_log.to_string();
+            let tail: Vec<&str> = log.lines().rev().take(6).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            format!("{io_error}; verifier: {}", tail.join(" | "))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; newer ones use
+/// the memory cgroup, where this is harmless.
+fn raise_memlock_limit() {
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit reads the struct we pass; failure only matters on old kernels.
+    let ret = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
+    if ret != 0 {
+        tracing::debug!(
+            "could not raise RLIMIT_MEMLOCK: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+/// An error with its sources, for messages that must say what the kernel
+/// answered (EPERM, EINVAL…), not only which call failed.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
