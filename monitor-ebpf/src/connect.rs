@@ -8,7 +8,7 @@ use aya_ebpf::{
 };
 use pinwatch_common::{ConnectEvent, EVENT_KIND_CONNECT, LOSS_CONNECT};
 
-use crate::maps::{EVENTS, WATCHED_PORTS, count_loss, wakeup_flags};
+use crate::maps::{EVENTS, SUBMIT_FLAGS, WATCHED_PORTS, count_loss};
 
 const AF_INET: u32 = 2;
 const AF_INET6: u32 = 10;
@@ -40,7 +40,6 @@ fn report_connect(ctx: &SockAddrContext, family: u32) {
     if unsafe { WATCHED_PORTS.get(&port) }.is_none() {
         return;
     }
-    let wakeup = wakeup_flags();
     let Some(mut entry) = EVENTS.reserve::<ConnectEvent>(0) else {
         count_loss(LOSS_CONNECT);
         return;
@@ -70,5 +69,5 @@ fn report_connect(ctx: &SockAddrContext, family: u32) {
             comm: bpf_get_current_comm().unwrap_or([0; 16]),
         });
     }
-    entry.submit(wakeup);
+    entry.submit(SUBMIT_FLAGS);
 }

@@ -13,7 +13,7 @@ use pinwatch_common::{
     EVENT_KIND_DNS_PACKET, LOSS_DNS_PACKET,
 };
 
-use crate::maps::{EVENTS, count_loss, wakeup_flags};
+use crate::maps::{EVENTS, SUBMIT_FLAGS, count_loss};
 
 const ALLOW: i32 = 1;
 const ETH_P_IP: u32 = 0x0800;
@@ -74,7 +74,13 @@ fn is_dns(skb: *mut __sk_buff) -> bool {
                 }
             };
             let total_len = u16::from_be_bytes([header[2], header[3]]) as u32;
-            is_dns_transport(skb, l4_proto, header_len, total_len.saturating_sub(header_len), ports)
+            is_dns_transport(
+                skb,
+                l4_proto,
+                header_len,
+                total_len.saturating_sub(header_len),
+                ports,
+            )
         }
         ETH_P_IPV6 => {
             let header: [u8; 44] = if data + 44 <= data_end {
@@ -100,7 +106,13 @@ fn is_dns(skb: *mut __sk_buff) -> bool {
 }
 
 #[inline(always)]
-fn is_dns_transport(skb: *mut __sk_buff, l4_proto: u8, l4_offset: u32, l4_len: u32, ports: [u8; 4]) -> bool {
+fn is_dns_transport(
+    skb: *mut __sk_buff,
+    l4_proto: u8,
+    l4_offset: u32,
+    l4_len: u32,
+    ports: [u8; 4],
+) -> bool {
     let src = u16::from_be_bytes([ports[0], ports[1]]);
     let dst = u16::from_be_bytes([ports[2], ports[3]]);
     if src != DNS_PORT && dst != DNS_PORT {
@@ -136,7 +148,6 @@ fn load<const N: usize>(skb: *mut __sk_buff, offset: u32) -> Option<[u8; N]> {
 
 #[inline(always)]
 fn capture(skb: *mut __sk_buff, mut flags: u32) {
-    let wakeup = wakeup_flags();
     let Some(mut entry) = EVENTS.reserve::<DnsPacketEvent>(0) else {
         count_loss(LOSS_DNS_PACKET);
         return;
@@ -167,5 +178,5 @@ fn capture(skb: *mut __sk_buff, mut flags: u32) {
         (*event).packet_len = packet_len;
         (*event).captured_len = captured_len;
     }
-    entry.submit(wakeup);
+    entry.submit(SUBMIT_FLAGS);
 }

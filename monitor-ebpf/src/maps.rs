@@ -1,5 +1,4 @@
 use aya_ebpf::{
-    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     macros::map,
     maps::{HashMap, PerCpuArray, RingBuf},
 };
@@ -17,23 +16,13 @@ pub static WATCHED_PORTS: HashMap<u16, PortPolicy> = HashMap::with_max_entries(1
 #[map]
 pub static EVENTS_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(LOSS_SLOTS, 0);
 
-/// Unread bytes past which a submit wakes the reader.
-const WAKEUP_THRESHOLD: u64 = 64 * 1024;
-
-/// Decides, before reserving, whether the coming submit wakes the reader:
-/// only the first record into an empty buffer (the reader is asleep and
-/// nothing else will wake it) or one that finds the buffer filling up. The
-/// reader batches everything in between on its own short timer, so a busy
-/// resolver does not cost one wakeup per packet.
-#[inline(always)]
-pub fn wakeup_flags() -> u64 {
-    let unread = EVENTS.query(BPF_RB_AVAIL_DATA as u64);
-    if unread == 0 || unread >= WAKEUP_THRESHOLD {
-        BPF_RB_FORCE_WAKEUP as u64
-    } else {
-        BPF_RB_NO_WAKEUP as u64
-    }
-}
+/// Submit flags for every record: 0 lets the kernel decide, and it wakes
+/// the reader only when the reader had consumed everything before this
+/// record — that is, when it is idle and nothing else would wake it. While
+/// the reader is behind or sleeping its batching interval, records queue up
+/// without a wakeup each, so a busy resolver costs one wakeup per drain, not
+/// one per packet, and an alert on an idle host is read at once.
+pub const SUBMIT_FLAGS: u64 = 0;
 
 #[inline(always)]
 pub fn count_loss(slot: u32) {

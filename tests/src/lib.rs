@@ -1,1 +1,68 @@
+//! The lab harness for pinwatch's kernel integration tests.
+//!
+//! Everything here needs root and the real kernel: network namespaces joined
+//! by a veth pair ([`Lab`]), a real resolver in one of them ([`Dnsmasq`]), real
+//! clients in the other ([`dig()`], [`connect()`]), and the daemon itself
+//! ([`Daemon`]) writing alerts to a file read back with [`AlertLog`]. Every
+//! resource is a guard that cleans up in `Drop`, also when a test panics.
+//!
+//! Kernel tests are required, never skipped: [`require_root`] panics when the
+//! process is not root. Tests that use the harness must run serially
+//! (`--test-threads=1`): the daemon sees every DNS message and every watched
+//! connect of the host, so two labs at once would see each other's traffic.
 
+mod alerts;
+mod bpf;
+mod cmd;
+mod connect;
+mod daemon;
+mod dig;
+mod dnsmasq;
+mod lab;
+mod netns;
+mod scenario;
+
+pub use alerts::{
+    AlertLog, assert_ecs_base, assert_unique_event_ids, field, ip_field, ip_list_field, lines,
+    str_field,
+};
+pub use bpf::{LoadedProgram, PINWATCH_PROGRAMS, loaded_pinwatch_programs};
+pub use connect::{Connect, connect};
+pub use daemon::{Daemon, DaemonConfig, Database, pinwatch_bin};
+pub use dig::{Answer, DigResult, dig, try_dig};
+pub use dnsmasq::{DnsRecords, Dnsmasq};
+pub use lab::{CLIENT_V4, CLIENT_V6, DNS_V4, DNS_V6, Lab};
+pub use netns::{NS_PREFIX, NetNs, pwt_namespaces, reap_stale_namespaces};
+pub use scenario::{
+    ALERT_TIMEOUT, Fixture, SENTINEL_DB, SENTINEL_HOST, SENTINEL_IP, SENTINEL_PORT, is_sentinel,
+    without_sentinel,
+};
+
+use std::time::{Duration, Instant};
+
+/// Panics unless the process runs as root: kernel tests fail, never skip.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    assert!(
+        euid == 0,
+        "pinwatch kernel integration tests need root (euid is {euid}): they create network \
+         namespaces and load eBPF programs. Run them as root, e.g. \
+         `sudo -E cargo test -p pinwatch-integration-tests -- --test-threads=1`; \
+         they are required in CI and are never skipped."
+    );
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, or `timeout` passes.
+pub fn poll<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -1,1 +1,47 @@
-fn main(){}
+//! `cargo xtask …`: sets up the machine, runs the daemon, the tests and the
+//! benchmarks. Plain `cargo build` stays the way to build.
+mod setup;
+mod shell;
+mod test;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install what building and testing pinwatch needs (idempotent): Debian
+    /// packages, rust-src for nightly, bpf-linker.
+    Setup,
+    /// Set up, build in release mode, and run the daemon on config/pinwatch.toml.
+    Run {
+        /// Configuration file.
+        #[arg(short = 'c', long = "config", default_value = "config/pinwatch.toml")]
+        config: String,
+    },
+    /// Set up, then run every test: unit tests and the kernel integration
+    /// tests (root required; they fail, never skip, without it).
+    Test,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    shell::enter_workspace_root()?;
+    match cli.command {
+        Command::Setup => setup::run(),
+        Command::Run { config } => {
+            setup::run()?;
+            shell::cargo(&["build", "--release", "--package", "pinwatch"])?;
+            shell::exec("target/release/pinwatch", &["run", "-c", &config])
+        }
+        Command::Test => {
+            setup::run()?;
+            test::run()
+        }
+    }
+}

@@ -1,10 +1,10 @@
 //! The kernel event source: drains the ring buffer, decodes records into
 //! typed events, and hands them on in batches over a bounded channel.
 //!
-//! The kernel wakes this reader only when the buffer goes from empty to
-//! non-empty or fills past a threshold; between wakeups the reader sleeps a
-//! short batching interval, so a busy host costs a bounded number of
-//! wakeups per second, and an idle one none.
+//! The kernel wakes this reader only for the first record after the reader
+//! caught up; after each drain the reader sleeps a short batching interval
+//! while records queue without wakeups. A busy host costs at most one wakeup
+//! per interval, and an idle one none.
 use std::{
     sync::{
         Arc,

@@ -1,0 +1,325 @@
+//! The pinwatch daemon under test, in the foreground, as a guard.
+use std::{
+    fmt::Write as _,
+    fs,
+    net::IpAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::{
+        atomic::{AtomicU32, Ordering},
+        mpsc,
+    },
+    time::{Duration, Instant},
+};
+
+use crate::{alerts::AlertLog, cmd::Captured};
+
+/// How long the daemon may take to attach and say `pinwatch ready`.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long it may take to exit after SIGTERM.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+const READY_LINE: &str = "pinwatch ready";
+
+/// `$PINWATCH_BIN`, or `<workspace>/target/debug/pinwatch`; panics when it
+/// does not exist.
+pub fn pinwatch_bin() -> PathBuf {
+    let path = match std::env::var_os("PINWATCH_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/pinwatch"),
+    };
+    assert!(
+        path.is_file(),
+        "the pinwatch binary is missing at {}: build it first: cargo build -p pinwatch \
+         (or point PINWATCH_BIN at it)",
+        path.display()
+    );
+    path
+}
+
+/// One `[[database]]` table.
+#[derive(Debug, Clone)]
+pub struct Database {
+    pub name: String,
+    pub hostnames: Vec<String>,
+    pub ports: Vec<u16>,
+    pub pinned: Vec<String>,
+}
+
+impl Database {
+    pub fn new(name: &str, hostnames: &[&str], ports: &[u16], pinned: &[&str]) -> Database {
+        Database {
+            name: name.to_owned(),
+            hostnames: hostnames.iter().map(|s| (*s).to_owned()).collect(),
+            ports: ports.to_vec(),
+            pinned: pinned.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+}
+
+/// What goes into the daemon's configuration file; the harness adds the
+/// `[alerts]` file sink and the `[control]` socket in its temp dir.
+#[derive(Debug, Clone, Default)]
+pub struct DaemonConfig {
+    pub databases: Vec<Database>,
+    /// `[dns] trusted_resolvers`; left out when empty.
+    pub trusted_resolvers: Vec<IpAddr>,
+}
+
+impl DaemonConfig {
+    fn to_toml(&self, alerts: &Path, socket: &Path) -> String {
+        let mut toml = String::new();
+        for db in &self.databases {
+            let ports: Vec<String> = db.ports.iter().map(u16::to_string).collect();
+            let _ = write!(
+                toml,
+                "[[database]]\nname = {}\nhostnames = {}\nports = [{}]\npinned = {}\n\n",
+                quote(&db.name),
+                quote_list(&db.hostnames),
+                ports.join(", "),
+                quote_list(&db.pinned),
+            );
+        }
+        if !self.trusted_resolvers.is_empty() {
+            let resolvers: Vec<String> = self
+                .trusted_resolvers
+                .iter()
+                .map(IpAddr::to_string)
+                .collect();
+            let _ = write!(
+                toml,
+                "[dns]\ntrusted_resolvers = {}\n\n",
+                quote_list(&resolvers)
+            );
+        }
+        let _ = write!(
+            toml,
+            "[alerts]\nsink = \"file\"\npath = {}\n\n[control]\nsocket = {}\n",
+            quote(&alerts.to_string_lossy()),
+            quote(&socket.to_string_lossy()),
+        );
+        toml
+    }
+}
+
+/// A TOML basic string (JSON's escapes are valid TOML).
+fn quote(s: &str) -> String {
+    serde_json::to_string(s).expect("a string serializes")
+}
+
+fn quote_list(items: &[String]) -> String {
+    format!(
+        "[{}]",
+        items
+            .iter()
+            .map(|s| quote(s))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// A directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("pwt-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `pinwatch run -c <temp>/pinwatch.toml`, started and ready.
+///
+/// Its stderr and stdout are drained into buffers ([`Daemon::stderr`]) and
+/// printed when a test fails. Drop sends SIGTERM, waits, and — unless the
+/// test is already failing — asserts that the daemon exited 0.
+pub struct Daemon {
+    child: Option<Child>,
+    stderr: Captured,
+    stdout: Captured,
+    config_path: PathBuf,
+    config_text: String,
+    alerts_path: PathBuf,
+    socket_path: PathBuf,
+    // Last, so it is removed after the daemon stopped.
+    dir: TempDir,
+}
+
+impl Daemon {
+    /// Writes the configuration, starts the daemon and waits (30 s at most)
+    /// for `pinwatch ready` on its stderr.
+    pub fn start(config: &DaemonConfig) -> Daemon {
+        Daemon::start_with_bin(&pinwatch_bin(), config)
+    }
+
+    /// [`Daemon::start`] with another binary (the harness's own tests use a
+    /// stand-in).
+    pub fn start_with_bin(bin: &Path, config: &DaemonConfig) -> Daemon {
+        crate::require_root();
+        let dir = TempDir::new();
+        let config_path = dir.0.join("pinwatch.toml");
+        let alerts_path = dir.0.join("alerts.ndjson");
+        let socket_path = dir.0.join("pinwatch.sock");
+        let config_text = config.to_toml(&alerts_path, &socket_path);
+        fs::write(&config_path, &config_text).expect("write the daemon's config");
+
+        let mut cmd = Command::new(bin);
+        cmd.arg("run").arg("-c").arg(&config_path);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let stderr = Captured::default();
+        let stdout = Captured::default();
+        stderr.drain(child.stderr.take().expect("piped"), move |line| {
+            if line.contains(READY_LINE) {
+                let _ = ready_tx.send(());
+            }
+        });
+        stdout.drain(child.stdout.take().expect("piped"), |_| {});
+        let mut daemon = Daemon {
+            child: Some(child),
+            stderr,
+            stdout,
+            config_path,
+            config_text,
+            alerts_path,
+            socket_path,
+            dir,
+        };
+
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            match ready_rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(()) => break,
+                Err(mpsc::RecvTimeoutError::Timeout)
+                | Err(mpsc::RecvTimeoutError::Disconnected) => {}
+            }
+            if let Some(status) = daemon
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                daemon.child = None;
+                panic!(
+                    "pinwatch exited ({status}) before saying `{READY_LINE}`\nconfig:\n{}\nstderr:\n{}",
+                    daemon.config_text,
+                    daemon.stderr()
+                );
+            }
+            if Instant::now() >= deadline {
+                panic!("pinwatch did not say `{READY_LINE}` on stderr within {READY_TIMEOUT:?}");
+            }
+        }
+        daemon
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The daemon's alert file.
+    pub fn alerts(&self) -> AlertLog {
+        AlertLog::new(&self.alerts_path)
+    }
+
+    pub fn alerts_path(&self) -> &Path {
+        &self.alerts_path
+    }
+
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
+    pub fn socket_path(&self) -> &Path {
+        &self.socket_path
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir.0
+    }
+
+    /// What the daemon wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.text()
+    }
+
+    /// What the daemon wrote to stdout so far.
+    pub fn stdout(&self) -> String {
+        self.stdout.text()
+    }
+
+    /// Sends SIGTERM and waits for the exit (SIGKILL after 15 s, then
+    /// panics). Returns the exit status; later calls and Drop do nothing.
+    pub fn stop(&mut self) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        let pid = child.id() as libc::pid_t;
+        // SAFETY: kill has no memory-safety preconditions; pid is our child,
+        // not yet reaped, so it cannot have been reused.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => return Some(status),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                _ => {
+                    let _ = child.kill();
+                    let status = child.wait().ok();
+                    if !std::thread::panicking() {
+                        panic!(
+                            "pinwatch did not exit within {STOP_TIMEOUT:?} of SIGTERM (killed: {status:?})\nstderr:\n{}",
+                            self.stderr()
+                        );
+                    }
+                    return status;
+                }
+            }
+        }
+    }
+
+    /// Everything useful for a failure message.
+    pub fn dump(&self) -> String {
+        format!(
+            "--- pinwatch config ({}) ---\n{}\n--- pinwatch stderr ---\n{}\n--- pinwatch stdout ---\n{}\n--- alerts ({}) ---\n{}",
+            self.config_path.display(),
+            self.config_text,
+            self.stderr(),
+            self.stdout(),
+            self.alerts_path.display(),
+            fs::read_to_string(&self.alerts_path).unwrap_or_else(|e| format!("(unreadable: {e})")),
+        )
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let status = self.stop();
+        if std::thread::panicking() {
+            eprintln!("{}", self.dump());
+            return;
+        }
+        if let Some(status) = status {
+            assert!(
+                status.code() == Some(0),
+                "pinwatch should exit 0 on SIGTERM, it exited {status}\n{}",
+                self.dump()
+            );
+        }
+    }
+}

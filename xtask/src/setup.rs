@@ -1,0 +1,81 @@
+//! Idempotent machine setup: installs only what is missing, so a second run
+//! costs a few `command -v` checks.
+use anyhow::{Context, bail};
+
+use crate::shell;
+
+/// Debian packages and a file each installs, to tell whether it is there.
+/// dnsmasq-base, not dnsmasq: the latter starts a system resolver on port 53.
+const PACKAGES: [(&str, &str); 6] = [
+    ("dnsmasq-base", "/usr/sbin/dnsmasq"),
+    ("bind9-dnsutils", "/usr/bin/dig"),
+    ("iproute2", "/usr/sbin/ip"),
+    ("bpftool", "/usr/sbin/bpftool"),
+    ("python3", "/usr/bin/python3"),
+    ("procps", "/usr/bin/pgrep"),
+];
+
+const BPF_LINKER_VERSION: &str = "0.10.2";
+
+pub fn run() -> anyhow::Result<()> {
+    install_packages()?;
+    install_rust_src()?;
+    install_bpf_linker()
+}
+
+fn install_packages() -> anyhow::Result<()> {
+    let missing: Vec<&str> = PACKAGES
+        .iter()
+        .filter(|(_, file)| !std::path::Path::new(file).exists())
+        .map(|(package, _)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !is_root() {
+        bail!(
+            "missing Debian packages {}: run `cargo xtask setup` as root",
+            missing.join(" ")
+        );
+    }
+    shell::run("apt-get", &["update", "-qq"])?;
+    let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
+    args.extend(&missing);
+    shell::run("apt-get", &args)
+}
+
+/// The eBPF crate is built with nightly and `-Z build-std=core`.
+fn install_rust_src() -> anyhow::Result<()> {
+    let toolchains = shell::output("rustup", &["toolchain", "list"])?;
+    if !toolchains.lines().any(|line| line.starts_with("nightly")) {
+        bail!(
+            "the nightly toolchain is missing (rustup toolchain list shows none); the eBPF programs need it"
+        );
+    }
+    let installed = shell::output(
+        "rustup",
+        &["component", "list", "--installed", "--toolchain", "nightly"],
+    )?;
+    if installed.lines().any(|line| line.starts_with("rust-src")) {
+        return Ok(());
+    }
+    shell::run(
+        "rustup",
+        &["component", "add", "rust-src", "--toolchain", "nightly"],
+    )
+}
+
+/// bpf-linker 0.10.2 links against rustc's own LLVM; later ones want a
+/// system LLVM this Debian lacks.
+fn install_bpf_linker() -> anyhow::Result<()> {
+    let version = shell::output("bpf-linker", &["--version"]).unwrap_or_default();
+    if version.contains(BPF_LINKER_VERSION) {
+        return Ok(());
+    }
+    let spec = format!("bpf-linker@{BPF_LINKER_VERSION}");
+    shell::cargo(&["install", &spec, "--locked"]).context("installing bpf-linker")
+}
+
+pub fn is_root() -> bool {
+    shell::output("id", &["-u"]).is_ok_and(|uid| uid.trim() == "0")
+}

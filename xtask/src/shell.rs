@@ -1,0 +1,53 @@
+use std::{
+    os::unix::process::CommandExt,
+    path::Path,
+    process::{Command, Stdio},
+};
+
+use anyhow::{Context, bail};
+
+/// xtask runs from the workspace root whatever directory cargo was called in.
+pub fn enter_workspace_root() -> anyhow::Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("xtask has no parent directory")?;
+    std::env::set_current_dir(root).with_context(|| format!("cannot enter {}", root.display()))
+}
+
+/// Runs a command with inherited output; an unsuccessful exit is an error.
+pub fn run(program: &str, args: &[&str]) -> anyhow::Result<()> {
+    eprintln!("+ {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .status()
+        .with_context(|| format!("cannot start {program}"))?;
+    if !status.success() {
+        bail!("{program} {} failed: {status}", args.join(" "));
+    }
+    Ok(())
+}
+
+pub fn cargo(args: &[&str]) -> anyhow::Result<()> {
+    run(
+        &std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
+        args,
+    )
+}
+
+/// Runs a command and returns its stdout; failures to start are errors,
+/// the exit status is the caller's to judge through the output.
+pub fn output(program: &str, args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new(program)
+        .args(args)
+        .stderr(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot start {program}"))?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Replaces this process with the command (signals then reach it directly).
+pub fn exec(program: &str, args: &[&str]) -> anyhow::Result<()> {
+    eprintln!("+ {program} {}", args.join(" "));
+    let error = Command::new(program).args(args).exec();
+    Err(error).with_context(|| format!("cannot run {program}"))
+}
