@@ -8,7 +8,7 @@ use crate::{
         AgentInfo,
         sink::{AlertWriter, SinkError},
     },
-    config::{AlertSink, Config},
+    config::{AlertSink, Config, Mode},
     decode::Clock,
     detector::Detector,
     event::Event,
@@ -33,6 +33,10 @@ pub enum DaemonError {
     Source(#[from] SourceError),
     #[error("the detector thread failed: {0}")]
     Detector(String),
+    #[error(
+        "{key} = {value}: not supported by this version of pinwatch yet; refusing to start rather than run without it"
+    )]
+    Unsupported { key: String, value: String },
 }
 
 impl DaemonError {
@@ -42,7 +46,8 @@ impl DaemonError {
     pub fn exit_code(&self) -> u8 {
         match self {
             DaemonError::Kernel(_) => 3,
-            DaemonError::Sink(SinkError::Open { .. } | SinkError::JournaldUnavailable) => 2,
+            DaemonError::Sink(SinkError::Open { .. } | SinkError::JournaldUnavailable)
+            | DaemonError::Unsupported { .. } => 2,
             _ => 1,
         }
     }
@@ -51,6 +56,7 @@ impl DaemonError {
 /// Runs until `shutdown` resolves. Programs are detached when this returns,
 /// whether it returns with an error or not.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
+    refuse_unsupported(&config)?;
     let writer = open_sink(&config)?;
     kernel::preflight()?;
     let cgroup_root = kernel::find_cgroup2_root()?;
@@ -81,6 +87,25 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         .map_err(|_| DaemonError::Detector("panicked".into()))?;
     result?;
     detected
+}
+
+/// Settings the contract defines but this version cannot honour yet. An
+/// operator who asks for enforcement or metrics must not get a daemon that
+/// silently does neither.
+fn refuse_unsupported(config: &Config) -> Result<(), DaemonError> {
+    if let Some(database) = config.databases.iter().find(|db| db.mode == Mode::Block) {
+        return Err(DaemonError::Unsupported {
+            key: format!("database \"{}\" mode", database.name),
+            value: "\"block\"".into(),
+        });
+    }
+    if let Some(listen) = config.metrics {
+        return Err(DaemonError::Unsupported {
+            key: "metrics.listen".into(),
+            value: format!("\"{listen}\""),
+        });
+    }
+    Ok(())
 }
 
 fn open_sink(config: &Config) -> Result<AlertWriter, SinkError> {

@@ -1,5 +1,6 @@
 //! `cargo xtask …`: sets up the machine, runs the daemon, the tests and the
 //! benchmarks. Plain `cargo build` stays the way to build.
+mod bench;
 mod setup;
 mod shell;
 mod test;
@@ -27,6 +28,8 @@ enum Command {
     /// Set up, then run every test: unit tests and the kernel integration
     /// tests (root required; they fail, never skip, without it).
     Test,
+    /// Run the benchmarks (root) and write BENCHMARKS.md.
+    Bench,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,6 +45,10 @@ fn main() -> anyhow::Result<()> {
         Command::Test => {
             setup::run()?;
             test::run()
+        }
+        Command::Bench => {
+            setup::run()?;
+            bench::run()
         }
     }
 }
