@@ -1,4 +1,10 @@
-//! `pinwatch run`: the pipeline kernel source → detector → alert sink.
+//! `pinwatch run`: the pipeline kernel source → detector → alert sink, and
+//! the state the operator surfaces read.
+mod detect;
+mod state;
+
+pub use state::Shared;
+
 use std::{sync::Arc, thread};
 
 use tokio::sync::mpsc;
@@ -11,7 +17,6 @@ use crate::{
     config::{AlertSink, Config, Mode},
     decode::Clock,
     detector::Detector,
-    event::Event,
     kernel::{
         self, KernelError, Probes,
         source::{KernelSource, SourceError, SourceStats},
@@ -63,14 +68,22 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let mut probes = Probes::attach(&cgroup_root, &config.watched_ports())?;
     let (ring, lost) = probes.take_event_maps()?;
     let stats = Arc::new(SourceStats::default());
-    let source = KernelSource::new(ring, lost, Clock::from_system(), stats)?;
+    let source = KernelSource::new(ring, lost, Clock::from_system(), stats.clone())?;
 
+    let shared = Arc::new(Shared::new(
+        config.clone(),
+        Detector::new(&config),
+        probes.programs().to_vec(),
+        stats,
+    ));
     let (events_tx, events_rx) = mpsc::channel(PIPELINE_DEPTH);
-    let detector = Detector::new(&config);
-    let detector_thread = thread::Builder::new()
-        .name("pinwatch-detect".into())
-        .spawn(move || detect(events_rx, detector, writer))
-        .map_err(|e| DaemonError::Detector(e.to_string()))?;
+    let detector_thread = {
+        let shared = shared.clone();
+        thread::Builder::new()
+            .name("pinwatch-detect".into())
+            .spawn(move || detect::run(events_rx, &shared, writer))
+            .map_err(|e| DaemonError::Detector(e.to_string()))?
+    };
 
     tracing::info!(
         cgroup = %cgroup_root.display(),
@@ -115,24 +128,4 @@ fn open_sink(config: &Config) -> Result<AlertWriter, SinkError> {
         AlertSink::File(path) => AlertWriter::file(path, agent),
         AlertSink::Journald => Err(SinkError::JournaldUnavailable),
     }
-}
-
-/// The detector thread: synchronous, so the detector stays a plain function
-/// of (state, event) and alert writes block instead of dropping.
-fn detect(
-    mut events: mpsc::Receiver<Vec<Event>>,
-    mut detector: Detector,
-    mut writer: AlertWriter,
-) -> Result<(), DaemonError> {
-    while let Some(batch) = events.blocking_recv() {
-        for event in &batch {
-            for alert in detector.observe(event) {
-                if let Err(error) = writer.write(&alert) {
-                    // The alert must reach someone: say it on stderr.
-                    tracing::error!(rule = alert.rule.id(), message = %alert.message, "{error}");
-                }
-            }
-        }
-    }
-    Ok(())
 }
