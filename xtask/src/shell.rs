@@ -34,6 +34,31 @@ pub fn cargo(args: &[&str]) -> anyhow::Result<()> {
     )
 }
 
+/// Runs cargo with stdout passed through line by line and also returned,
+/// so callers can read test summaries; an unsuccessful exit is an error.
+pub fn cargo_tee(args: &[&str]) -> anyhow::Result<String> {
+    use std::io::{BufRead, BufReader};
+    let program = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    eprintln!("+ {program} {}", args.join(" "));
+    let mut child = Command::new(&program)
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {program}"))?;
+    let mut captured = String::new();
+    for line in BufReader::new(child.stdout.take().context("no stdout")?).lines() {
+        let line = line?;
+        println!("{line}");
+        captured.push_str(&line);
+        captured.push('\n');
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("{program} {} failed: {status}", args.join(" "));
+    }
+    Ok(captured)
+}
+
 /// Runs a command and returns its stdout; failures to start are errors,
 /// the exit status is the caller's to judge through the output.
 pub fn output(program: &str, args: &[&str]) -> anyhow::Result<String> {
