@@ -9,8 +9,8 @@ use aya_ebpf::{
     programs::SkBuffContext,
 };
 use pinwatch_common::{
-    DNS_CAPTURE_BYTES, DNS_FLAG_EGRESS, DNS_FLAG_TRUNCATED, DNS_PORT, DnsPacketEvent,
-    EVENT_KIND_DNS_PACKET, LOSS_DNS_PACKET,
+    DNS_CAPTURE_CLASSES, DNS_FLAG_EGRESS, DNS_FLAG_TRUNCATED, DNS_PORT, DnsPacketEvent,
+    DnsPacketHeader, EVENT_KIND_DNS_PACKET, LOSS_DNS_PACKET,
 };
 
 use crate::maps::{EVENTS, SUBMIT_FLAGS, count_loss};
@@ -146,23 +146,54 @@ fn load<const N: usize>(skb: *mut __sk_buff, offset: u32) -> Option<[u8; N]> {
     (ret == 0).then(|| unsafe { buf.assume_init() })
 }
 
+/// The capture classes by position; naming the length here makes a change
+/// to the number of classes fail to compile until `capture` handles it.
+const CLASSES: [usize; 3] = DNS_CAPTURE_CLASSES;
+
+/// Records the packet in the smallest capture class that holds it, or cut
+/// to the largest. Each branch reserves a record of constant size, as
+/// `bpf_ringbuf_reserve` requires.
 #[inline(always)]
-fn capture(skb: *mut __sk_buff, mut flags: u32) {
-    let Some(mut entry) = EVENTS.reserve::<DnsPacketEvent>(0) else {
+fn capture(skb: *mut __sk_buff, flags: u32) {
+    let packet_len = unsafe { (*skb).len };
+    if packet_len == 0 {
+        return;
+    }
+    if packet_len <= CLASSES[0] as u32 {
+        capture_into::<{ CLASSES[0] }>(skb, flags, packet_len, packet_len);
+    } else if packet_len <= CLASSES[1] as u32 {
+        capture_into::<{ CLASSES[1] }>(skb, flags, packet_len, packet_len);
+    } else if packet_len <= CLASSES[2] as u32 {
+        capture_into::<{ CLASSES[2] }>(skb, flags, packet_len, packet_len);
+    } else {
+        capture_into::<{ CLASSES[2] }>(
+            skb,
+            flags | DNS_FLAG_TRUNCATED,
+            packet_len,
+            CLASSES[2] as u32,
+        );
+    }
+}
+
+/// Reserves a record with an `N`-byte data area and copies the first
+/// `captured_len` packet bytes into it.
+#[inline(always)]
+fn capture_into<const N: usize>(
+    skb: *mut __sk_buff,
+    flags: u32,
+    packet_len: u32,
+    captured_len: u32,
+) {
+    // The caller guarantees this; restated where the verifier must see that
+    // the helper's length lies in 1..=N.
+    if captured_len == 0 || captured_len > N as u32 {
+        return;
+    }
+    let Some(mut entry) = EVENTS.reserve::<DnsPacketEvent<N>>(0) else {
         count_loss(LOSS_DNS_PACKET);
         return;
     };
     let event = entry.as_mut_ptr();
-    let packet_len = unsafe { (*skb).len };
-    let mut captured_len = packet_len;
-    if captured_len > DNS_CAPTURE_BYTES as u32 {
-        captured_len = DNS_CAPTURE_BYTES as u32;
-        flags |= DNS_FLAG_TRUNCATED;
-    }
-    if captured_len == 0 {
-        entry.discard(0);
-        return;
-    }
     unsafe {
         let data = core::ptr::addr_of_mut!((*event).data);
         if bpf_skb_load_bytes(skb.cast(), 0, data.cast(), captured_len) != 0 {
@@ -170,13 +201,15 @@ fn capture(skb: *mut __sk_buff, mut flags: u32) {
             count_loss(LOSS_DNS_PACKET);
             return;
         }
-        (*event).kind = EVENT_KIND_DNS_PACKET;
-        (*event).flags = flags;
-        (*event).timestamp_ns = bpf_ktime_get_ns();
-        (*event).cgroup_id = bpf_skb_cgroup_id(skb);
-        (*event).socket_cookie = bpf_get_socket_cookie(skb.cast());
-        (*event).packet_len = packet_len;
-        (*event).captured_len = captured_len;
+        core::ptr::addr_of_mut!((*event).header).write(DnsPacketHeader {
+            kind: EVENT_KIND_DNS_PACKET,
+            flags,
+            timestamp_ns: bpf_ktime_get_ns(),
+            cgroup_id: bpf_skb_cgroup_id(skb),
+            socket_cookie: bpf_get_socket_cookie(skb.cast()),
+            packet_len,
+            captured_len,
+        });
     }
     entry.submit(SUBMIT_FLAGS);
 }

@@ -2,7 +2,7 @@
 //!
 //! The detector sees only these types, never kernel bytes, so the daemon and
 //! `pinwatch replay` feed it the same way. Time travels with the event.
-use std::{net::SocketAddr, time::SystemTime};
+use std::{net::SocketAddr, path::PathBuf, time::SystemTime};
 
 use hickory_proto::op::Message;
 use serde::Serialize;
@@ -12,6 +12,8 @@ pub enum Event {
     Dns(DnsEvent),
     Connect(ConnectEvent),
     Loss(LossEvent),
+    /// A configuration reload was refused (from the daemon, not the kernel).
+    ReloadFailed(ReloadFailure),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -66,6 +68,19 @@ pub struct Process {
     pub cgroup_id: u64,
 }
 
+/// A configuration reload that changed nothing: the file was bad, or asked
+/// for what only a restart can do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReloadFailure {
+    pub timestamp: SystemTime,
+    /// The file that was read.
+    pub file: PathBuf,
+    /// Why it was refused, naming the key and value where there is one.
+    pub reason: String,
+    /// SHA-256 of the configuration still in force.
+    pub hash_in_force: String,
+}
+
 /// Events the kernel or the daemon could not deliver.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LossEvent {
@@ -75,7 +90,7 @@ pub struct LossEvent {
     pub count: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LossOrigin {
     /// The ring buffer was full when a DNS packet was to be recorded.

@@ -6,8 +6,11 @@
 pub mod alert;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod decode;
 pub mod detector;
 pub mod event;
 pub mod kernel;
+pub mod metrics;
+pub mod status;

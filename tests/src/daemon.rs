@@ -1,5 +1,6 @@
 //! The pinwatch daemon under test, in the foreground, as a guard.
 use std::{
+    ffi::OsStr,
     fmt::Write as _,
     fs,
     net::IpAddr,
@@ -12,13 +13,17 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{alerts::AlertLog, cmd::Captured};
+use crate::{alerts::AlertLog, cmd::Captured, siem::Settings};
 
 /// How long the daemon may take to attach and say `pinwatch ready`.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long it may take to exit after SIGTERM.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 const READY_LINE: &str = "pinwatch ready";
+/// How long a reload may take to be logged after SIGHUP.
+pub const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
+const RELOADED_LINE: &str = "configuration reloaded";
+const RELOAD_FAILED_LINE: &str = "configuration reload failed";
 
 /// `$PINWATCH_BIN`, or `<workspace>/target/debug/pinwatch`; panics when it
 /// does not exist.
@@ -165,16 +170,55 @@ impl Daemon {
     /// [`Daemon::start`] with another binary (the harness's own tests use a
     /// stand-in).
     pub fn start_with_bin(bin: &Path, config: &DaemonConfig) -> Daemon {
+        Daemon::start_with_env(bin, config, &[])
+    }
+
+    /// [`Daemon::start_with_bin`] with extra environment variables (systemd's
+    /// `NOTIFY_SOCKET`, `WATCHDOG_USEC`).
+    pub fn start_with_env(bin: &Path, config: &DaemonConfig, env: &[(&str, &OsStr)]) -> Daemon {
+        Daemon::launch(bin, config, env, None, &Settings::default())
+    }
+
+    /// [`Daemon::start`] with `[control] group = group`: the control socket
+    /// is group-owned, mode 0660.
+    pub fn start_with_control_group(config: &DaemonConfig, group: &str) -> Daemon {
+        Daemon::launch(
+            &pinwatch_bin(),
+            config,
+            &[],
+            Some(group),
+            &Settings::default(),
+        )
+    }
+
+    /// [`Daemon::start`] with `[alerts] dedup_window` and `[metrics] listen`.
+    pub fn start_with_settings(config: &DaemonConfig, settings: &Settings) -> Daemon {
+        Daemon::launch(&pinwatch_bin(), config, &[], None, settings)
+    }
+
+    fn launch(
+        bin: &Path,
+        config: &DaemonConfig,
+        env: &[(&str, &OsStr)],
+        control_group: Option<&str>,
+        settings: &Settings,
+    ) -> Daemon {
         crate::require_root();
         let dir = TempDir::new();
         let config_path = dir.0.join("pinwatch.toml");
         let alerts_path = dir.0.join("alerts.ndjson");
         let socket_path = dir.0.join("pinwatch.sock");
-        let config_text = config.to_toml(&alerts_path, &socket_path);
+        let mut config_text = config.to_toml(&alerts_path, &socket_path);
+        if let Some(group) = control_group {
+            let table = format!("[control]\ngroup = {}\n", quote(group));
+            config_text = config_text.replacen("[control]\n", &table, 1);
+        }
+        let config_text = settings.apply(&config_text);
         fs::write(&config_path, &config_text).expect("write the daemon's config");
 
         let mut cmd = Command::new(bin);
         cmd.arg("run").arg("-c").arg(&config_path);
+        cmd.envs(env.iter().copied());
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -261,6 +305,65 @@ impl Daemon {
     /// What the daemon wrote to stdout so far.
     pub fn stdout(&self) -> String {
         self.stdout.text()
+    }
+
+    /// Rewrites the configuration file from `config`, with the same alert
+    /// file and socket; the daemon reads it on the next [`Daemon::reload`].
+    pub fn rewrite_config(&mut self, config: &DaemonConfig) {
+        let text = config.to_toml(&self.alerts_path, &self.socket_path);
+        self.write_config_text(&text);
+    }
+
+    /// Writes `text` as the configuration file, as it is (for bad files).
+    pub fn write_config_text(&mut self, text: &str) {
+        fs::write(&self.config_path, text).expect("rewrite the daemon's config");
+        self.config_text = text.to_owned();
+    }
+
+    /// Sends SIGHUP and waits (10 s at most) for the daemon's verdict on
+    /// stderr: `Ok(line)` when it logged `configuration reloaded`, `Err(line)`
+    /// when it logged `configuration reload failed`.
+    pub fn reload(&self) -> Result<String, String> {
+        let before = self.reload_outcomes().len();
+        self.signal(libc::SIGHUP);
+        crate::poll(RELOAD_TIMEOUT, || {
+            self.reload_outcomes().into_iter().nth(before)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "pinwatch logged no reload outcome within {RELOAD_TIMEOUT:?} of SIGHUP\n{}",
+                self.dump()
+            )
+        })
+    }
+
+    fn reload_outcomes(&self) -> Vec<Result<String, String>> {
+        self.stderr()
+            .lines()
+            .filter_map(|line| {
+                if line.contains(RELOADED_LINE) {
+                    Some(Ok(line.to_owned()))
+                } else if line.contains(RELOAD_FAILED_LINE) {
+                    Some(Err(line.to_owned()))
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+
+    /// Sends `signal` to the running daemon; panics when it is not running.
+    pub fn signal(&self, signal: libc::c_int) {
+        let pid = self.pid().expect("the daemon is running") as libc::pid_t;
+        // SAFETY: kill has no memory-safety preconditions; pid is our child,
+        // not yet reaped, so it cannot have been reused.
+        let ret = unsafe { libc::kill(pid, signal) };
+        assert_eq!(
+            ret,
+            0,
+            "kill({pid}, {signal}): {}",
+            std::io::Error::last_os_error()
+        );
     }
 
     /// Sends SIGTERM and waits for the exit (SIGKILL after 15 s, then

@@ -21,6 +21,8 @@ mod dnsmasq;
 mod lab;
 mod netns;
 mod scenario;
+mod siem;
+mod status;
 
 pub use alerts::{
     AlertLog, assert_ecs_base, assert_unique_event_ids, field, ip_field, ip_list_field, lines,
@@ -37,6 +39,8 @@ pub use scenario::{
     ALERT_TIMEOUT, Fixture, SENTINEL_DB, SENTINEL_HOST, SENTINEL_IP, SENTINEL_PORT, is_sentinel,
     without_sentinel,
 };
+pub use siem::{Scrape, Settings, free_loopback_addr, http, scrape};
+pub use status::{NOBODY, StatusRun, StatusUser, TestGroup, status};
 
 use std::time::{Duration, Instant};
 

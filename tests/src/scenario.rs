@@ -20,6 +20,7 @@ use crate::{
     dnsmasq::{DnsRecords, Dnsmasq},
     lab::{DNS_V4, DNS_V6, Lab},
     poll,
+    siem::Settings,
 };
 
 /// The sentinel database: its hostname resolves, and its port connects, to
@@ -46,27 +47,19 @@ impl Fixture {
     /// watching `databases` (plus the sentinel's), with the lab's resolver
     /// trusted.
     pub fn start(records: DnsRecords, databases: Vec<Database>) -> Fixture {
+        Fixture::start_with_settings(records, databases, &Settings::default())
+    }
+
+    /// [`Fixture::start`] with `[alerts] dedup_window` and `[metrics] listen`.
+    pub fn start_with_settings(
+        records: DnsRecords,
+        databases: Vec<Database>,
+        settings: &Settings,
+    ) -> Fixture {
         let lab = Lab::new();
         lab.add_peer_address(IpAddr::V4(SENTINEL_IP));
         let dnsmasq = Dnsmasq::start(&lab, &records.host(SENTINEL_HOST, SENTINEL_IP));
-        let mut config = DaemonConfig {
-            databases,
-            trusted_resolvers: vec![DNS_V4.into(), DNS_V6.into()],
-        };
-        assert!(
-            config
-                .databases
-                .iter()
-                .all(|db| db.name != SENTINEL_DB && !db.ports.contains(&SENTINEL_PORT)),
-            "the sentinel's name and port are the harness's"
-        );
-        config.databases.push(Database::new(
-            SENTINEL_DB,
-            &[SENTINEL_HOST],
-            &[SENTINEL_PORT],
-            &[SENTINEL_PINNED],
-        ));
-        let daemon = Daemon::start(&config);
+        let daemon = Daemon::start_with_settings(&lab_config(databases), settings);
         Fixture {
             daemon,
             dnsmasq,
@@ -76,6 +69,14 @@ impl Fixture {
 
     pub fn alerts(&self) -> AlertLog {
         self.daemon.alerts()
+    }
+
+    /// Rewrites the daemon's configuration to watch `databases` (plus the
+    /// sentinel's, with the lab's resolver trusted, as at start) and reloads
+    /// it: see [`Daemon::reload`].
+    pub fn reload_with(&mut self, databases: Vec<Database>) -> Result<String, String> {
+        self.daemon.rewrite_config(&lab_config(databases));
+        self.daemon.reload()
     }
 
     /// Asks for the sentinel's name and connects to its port from the client
@@ -113,6 +114,28 @@ impl Fixture {
             )
         })
     }
+}
+
+/// `databases` plus the sentinel's, with the lab's resolver trusted.
+fn lab_config(databases: Vec<Database>) -> DaemonConfig {
+    let mut config = DaemonConfig {
+        databases,
+        trusted_resolvers: vec![DNS_V4.into(), DNS_V6.into()],
+    };
+    assert!(
+        config
+            .databases
+            .iter()
+            .all(|db| db.name != SENTINEL_DB && !db.ports.contains(&SENTINEL_PORT)),
+        "the sentinel's name and port are the harness's"
+    );
+    config.databases.push(Database::new(
+        SENTINEL_DB,
+        &[SENTINEL_HOST],
+        &[SENTINEL_PORT],
+        &[SENTINEL_PINNED],
+    ));
+    config
 }
 
 /// Whether the alert is about the sentinel database.

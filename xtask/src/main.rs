@@ -1,6 +1,7 @@
 //! `cargo xtask …`: sets up the machine, runs the daemon, the tests and the
 //! benchmarks. Plain `cargo build` stays the way to build.
 mod bench;
+mod demo;
 mod setup;
 mod shell;
 mod test;
@@ -30,6 +31,9 @@ enum Command {
     Test,
     /// Run the benchmarks (root) and write BENCHMARKS.md.
     Bench,
+    /// Set up, build pinwatch and show it catching a forged DNS answer in a
+    /// lab of network namespaces (root); removes everything it created.
+    Demo,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -49,6 +53,10 @@ fn main() -> anyhow::Result<()> {
         Command::Bench => {
             setup::run()?;
             bench::run()
+        }
+        Command::Demo => {
+            setup::run()?;
+            demo::run()
         }
     }
 }

@@ -6,13 +6,15 @@ use crate::shell;
 
 /// Debian packages and a file each installs, to tell whether it is there.
 /// dnsmasq-base, not dnsmasq: the latter starts a system resolver on port 53.
-const PACKAGES: [(&str, &str); 6] = [
+const PACKAGES: [(&str, &str); 7] = [
     ("dnsmasq-base", "/usr/sbin/dnsmasq"),
     ("bind9-dnsutils", "/usr/bin/dig"),
     ("iproute2", "/usr/sbin/ip"),
     ("bpftool", "/usr/sbin/bpftool"),
     ("python3", "/usr/bin/python3"),
     ("procps", "/usr/bin/pgrep"),
+    // systemd-analyze verifies dist/pinwatch.service in the tests.
+    ("systemd", "/usr/bin/systemd-analyze"),
 ];
 
 const BPF_LINKER_VERSION: &str = "0.10.2";

@@ -73,6 +73,16 @@ pub fn encode(alert: &Alert, agent: &AgentInfo, event_id: &str) -> String {
             "created": format_timestamp(SystemTime::now()),
         }),
     );
+    if let Some(repeats) = &alert.repeats {
+        // ECS's own span fields: the first and last of the folded repeats.
+        let span = repeats
+            .last
+            .duration_since(repeats.first)
+            .unwrap_or_default();
+        doc["event"]["start"] = json!(format_timestamp(repeats.first));
+        doc["event"]["end"] = json!(format_timestamp(repeats.last));
+        doc["event"]["duration"] = json!(u64::try_from(span.as_nanos()).unwrap_or(u64::MAX));
+    }
     doc.insert(
         "rule".into(),
         json!({ "id": alert.rule.id(), "name": alert.rule.name() }),
@@ -165,6 +175,9 @@ pub fn encode(alert: &Alert, agent: &AgentInfo, event_id: &str) -> String {
             "events_lost".into(),
             json!({ "count": lost.count, "origin": lost.origin }),
         );
+    }
+    if let Some(repeats) = &alert.repeats {
+        pinwatch.insert("repeats".into(), json!({ "count": repeats.count }));
     }
     if !pinwatch.is_empty() {
         doc.insert("pinwatch".into(), Value::Object(pinwatch));

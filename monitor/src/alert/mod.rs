@@ -3,6 +3,7 @@
 //! Alerts are data, not log lines: they have their own writer ([`sink`]) and
 //! never pass through `tracing`.
 mod ecs;
+pub mod fold;
 mod rule;
 pub mod sink;
 
@@ -37,6 +38,8 @@ pub struct Alert {
     pub unexpected_ips: Vec<IpAddr>,
     /// For `event-loss`: how many events were lost, and where.
     pub lost: Option<LostEvents>,
+    /// Set on a summary line of the alert stream: the repeats folded into it.
+    pub repeats: Option<Repeats>,
 }
 
 impl Alert {
@@ -56,6 +59,7 @@ impl Alert {
             pinned: Vec::new(),
             unexpected_ips: Vec::new(),
             lost: None,
+            repeats: None,
         }
     }
 }
@@ -82,4 +86,14 @@ pub struct DnsAnswer {
 pub struct LostEvents {
     pub count: u64,
     pub origin: crate::event::LossOrigin,
+}
+
+/// Detections of one alert key that the dedup window folded into one line
+/// instead of writing each (`alert::fold`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repeats {
+    pub count: u64,
+    /// When the first and the last of them happened.
+    pub first: SystemTime,
+    pub last: SystemTime,
 }

@@ -7,13 +7,15 @@ pub enum Rule {
     DnsAnswerDiverged,
     UnexpectedDbPeer,
     EventLoss,
+    ConfigReloadFailed,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 3] = [
+    pub const ALL: [Rule; 4] = [
         Rule::DnsAnswerDiverged,
         Rule::UnexpectedDbPeer,
         Rule::EventLoss,
+        Rule::ConfigReloadFailed,
     ];
 
     pub fn id(self) -> &'static str {
@@ -21,6 +23,7 @@ impl Rule {
             Rule::DnsAnswerDiverged => "dns-answer-diverged",
             Rule::UnexpectedDbPeer => "unexpected-db-peer",
             Rule::EventLoss => "event-loss",
+            Rule::ConfigReloadFailed => "config-reload-failed",
         }
     }
 
@@ -29,6 +32,9 @@ impl Rule {
             Rule::DnsAnswerDiverged => "DNS answer for a database hostname left its pinned set",
             Rule::UnexpectedDbPeer => "Database connection to an address outside the pinned sets",
             Rule::EventLoss => "pinwatch lost events",
+            Rule::ConfigReloadFailed => {
+                "Configuration reload refused; the previous configuration stays in force"
+            }
         }
     }
 
@@ -41,6 +47,9 @@ impl Rule {
             Rule::UnexpectedDbPeer => 4,
             // Blind spots hide attacks but are not one.
             Rule::EventLoss => 2,
+            // The file on disk is not what runs: protection may differ from
+            // what the operator deployed, but nothing is under attack yet.
+            Rule::ConfigReloadFailed => 2,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The command line: one module per subcommand.
 mod check_config;
 mod run;
+mod status;
 
 use std::{io::IsTerminal, path::PathBuf, process::ExitCode};
 
@@ -25,6 +26,8 @@ enum Command {
     Run(ConfigArg),
     /// Validate a configuration and print a short normalized summary (exit 0 valid, 2 invalid).
     CheckConfig(ConfigArg),
+    /// Ask the running daemon for its state (exit 0 healthy, 1 degraded or an alert in the last 15 minutes, 2 unreachable).
+    Status(status::StatusArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -46,6 +49,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run::run(&args.config),
         Command::CheckConfig(args) => check_config::check_config(&args.config),
+        Command::Status(args) => status::status(&args),
     }
 }
 

@@ -1,6 +1,9 @@
 //! `pinwatch run`: the pipeline kernel source → detector → alert sink, and
 //! the state the operator surfaces read.
 mod detect;
+mod notify;
+mod privileges;
+mod reload;
 mod state;
 
 pub use state::Shared;
@@ -15,12 +18,14 @@ use crate::{
         sink::{AlertWriter, SinkError},
     },
     config::{AlertSink, Config, Mode},
+    control::{ControlError, ControlServer},
     decode::Clock,
     detector::Detector,
     kernel::{
         self, KernelError, Probes,
         source::{KernelSource, SourceError, SourceStats},
     },
+    metrics::{self, MetricsError},
 };
 
 /// Batches waiting for the detector. When it falls behind, the source stops
@@ -42,6 +47,12 @@ pub enum DaemonError {
         "{key} = {value}: not supported by this version of pinwatch yet; refusing to start rather than run without it"
     )]
     Unsupported { key: String, value: String },
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    #[error("cannot install the SIGHUP handler for reloads: {0}")]
+    Signal(#[source] std::io::Error),
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
 }
 
 impl DaemonError {
@@ -52,7 +63,9 @@ impl DaemonError {
         match self {
             DaemonError::Kernel(_) => 3,
             DaemonError::Sink(SinkError::Open { .. } | SinkError::JournaldUnavailable)
-            | DaemonError::Unsupported { .. } => 2,
+            | DaemonError::Unsupported { .. }
+            | DaemonError::Control(_)
+            | DaemonError::Metrics(_) => 2,
             _ => 1,
         }
     }
@@ -62,13 +75,27 @@ impl DaemonError {
 /// whether it returns with an error or not.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
     refuse_unsupported(&config)?;
+    let supervisor = reload::Supervisor::install()?;
     let writer = open_sink(&config)?;
+    let metrics_listener = match config.metrics {
+        Some(addr) => Some(metrics::bind(addr).await?),
+        None => None,
+    };
     kernel::preflight()?;
+    // After the privilege check: without root, creating /run/pinwatch would
+    // fail first and hide the message that names the missing capability.
+    let control = ControlServer::bind(&config.control)?;
     let cgroup_root = kernel::find_cgroup2_root()?;
     let mut probes = Probes::attach(&cgroup_root, &config.watched_ports())?;
     let (ring, lost) = probes.take_event_maps()?;
     let stats = Arc::new(SourceStats::default());
     let source = KernelSource::new(ring, lost, Clock::from_system(), stats.clone())?;
+    // Before any thread starts: capabilities are per thread, and new
+    // threads inherit the reduced sets.
+    match privileges::drop_after_attach() {
+        Ok(dropped) => tracing::info!(?dropped, "capabilities dropped after attaching"),
+        Err(error) => tracing::warn!("cannot drop capabilities after attaching: {error}"),
+    }
 
     let shared = Arc::new(Shared::new(
         config.clone(),
@@ -76,6 +103,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         probes.programs().to_vec(),
         stats,
     ));
+    // Dropped on every return path: stops serving, removes the socket file.
+    let _control = control.spawn(shared.clone());
+    let _metrics = metrics_listener.map(|listener| metrics::spawn(listener, shared.clone()));
     let (events_tx, events_rx) = mpsc::channel(PIPELINE_DEPTH);
     let detector_thread = {
         let shared = shared.clone();
@@ -92,7 +122,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         ports = ?config.watched_ports(),
         "pinwatch ready"
     );
-    let result = source.run(events_tx, shutdown).await;
+    notify::ready(&reload::status_line(&config));
+    let result = {
+        let supervise = supervisor.run(&shared, &mut probes, events_tx.clone());
+        tokio::select! {
+            result = source.run(events_tx, shutdown) => result,
+            never = supervise => match never {},
+        }
+    };
+    notify::stopping();
     // Detach before waiting for the detector to finish its backlog.
     drop(probes);
     let detected = detector_thread
@@ -103,19 +141,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 }
 
 /// Settings the contract defines but this version cannot honour yet. An
-/// operator who asks for enforcement or metrics must not get a daemon that
-/// silently does neither.
+/// operator who asks for enforcement must not get a daemon that silently
+/// does not enforce.
 fn refuse_unsupported(config: &Config) -> Result<(), DaemonError> {
     if let Some(database) = config.databases.iter().find(|db| db.mode == Mode::Block) {
         return Err(DaemonError::Unsupported {
             key: format!("database \"{}\" mode", database.name),
             value: "\"block\"".into(),
-        });
-    }
-    if let Some(listen) = config.metrics {
-        return Err(DaemonError::Unsupported {
-            key: "metrics.listen".into(),
-            value: format!("\"{listen}\""),
         });
     }
     Ok(())

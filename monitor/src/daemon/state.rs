@@ -6,9 +6,11 @@ use std::{
 };
 
 use crate::{
+    alert::fold::StreamStats,
     config::Config,
     detector::Detector,
     kernel::{ProgramStatus, source::SourceStats},
+    status::AlertHistory,
 };
 
 pub struct Shared {
@@ -17,6 +19,10 @@ pub struct Shared {
     detector: Mutex<Detector>,
     programs: Mutex<Vec<ProgramStatus>>,
     pub source: Arc<SourceStats>,
+    /// Recent alerts and sink failures, for `status`.
+    alert_history: Mutex<AlertHistory>,
+    /// What the folded alert stream wrote, for metrics.
+    pub alert_stream: StreamStats,
 }
 
 impl Shared {
@@ -32,7 +38,15 @@ impl Shared {
             detector: Mutex::new(detector),
             programs: Mutex::new(programs),
             source,
+            alert_history: Mutex::new(AlertHistory::default()),
+            alert_stream: StreamStats::default(),
         }
+    }
+
+    pub fn alert_history(&self) -> MutexGuard<'_, AlertHistory> {
+        self.alert_history
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// A poisoned lock means a panic elsewhere; the state itself is still

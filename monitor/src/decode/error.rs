@@ -32,6 +32,18 @@ pub enum DecodeError {
         expected: usize,
     },
 
+    /// DNS packet records are reserved at the header size plus one capture
+    /// class; any other length means kernel and userspace disagree on the
+    /// layout or the classes.
+    #[error(
+        "DNS packet record is {len} bytes, not one of the lengths of its size classes \
+         ({expected:?} bytes)"
+    )]
+    DnsRecordLen {
+        len: usize,
+        expected: &'static [usize],
+    },
+
     #[error("kernel record has unknown kind {0}")]
     UnknownKind(u32),
 

@@ -3,9 +3,7 @@
 //! the walk gets past the first length check and into hickory's parser.
 use std::{mem::size_of, time::SystemTime};
 
-use pinwatch_common::{
-    ConnectEvent as RawConnect, DNS_CAPTURE_BYTES, DnsPacketEvent as RawDnsPacket,
-};
+use pinwatch_common::{ConnectEvent as RawConnect, DNS_CAPTURE_CLASSES, DnsPacketHeader};
 
 use super::test_packets::*;
 use super::*;
@@ -45,17 +43,25 @@ impl Rng {
 fn random_records_never_panic() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let clock = Clock::fixed(SystemTime::UNIX_EPOCH);
+    let header = size_of::<DnsPacketHeader>();
+    let [small, medium, large] = DNS_CAPTURE_CLASSES;
     let sizes = [
         0,
         3,
         4,
         79,
         size_of::<RawConnect>(),
-        size_of::<RawDnsPacket>(),
+        header,
+        header + small,
+        header + small + 8,
+        header + medium,
+        header + large - 8,
+        header + large,
         1500,
     ];
     let mut decoded = (0, 0);
-    for _ in 0..3000 {
+    let mut dns_classes = [0; DNS_CAPTURE_CLASSES.len()];
+    for _ in 0..6000 {
         let len = sizes[rng.below(sizes.len())];
         let mut bytes = rng.bytes(len);
         if bytes.len() >= 8 {
@@ -66,18 +72,30 @@ fn random_records_never_panic() {
                 bytes[4..8].copy_from_slice(&[2u32, 10, 0, 1, 3][rng.below(5)].to_ne_bytes());
             }
         }
-        if bytes.len() == size_of::<RawDnsPacket>() && rng.below(2) == 0 {
-            // Plausible lengths (packet_len, captured_len at 32 and 36).
-            let captured = rng.below(DNS_CAPTURE_BYTES + 1) as u32;
+        let class = bytes.len().checked_sub(header);
+        if class.is_some_and(|class| DNS_CAPTURE_CLASSES.contains(&class)) && rng.below(2) == 0 {
+            // Plausible lengths (packet_len, captured_len at 32 and 36), now
+            // and then just past the class.
+            let class = class.unwrap_or_default();
+            let captured = rng.below(class + 2) as u32;
             let packet = captured + rng.below(100) as u32;
             bytes[32..36].copy_from_slice(&packet.to_ne_bytes());
             bytes[36..40].copy_from_slice(&captured.to_ne_bytes());
         }
-        // Odd offset too.
-        let start = rng.below(2).min(bytes.len());
-        match decode_record(&bytes[start..], &clock) {
+        // At an odd address too, same bytes.
+        let start = rng.below(2);
+        let mut buffer = vec![0u8; start + bytes.len()];
+        buffer[start..].copy_from_slice(&bytes);
+        match decode_record(&buffer[start..], &clock) {
             Ok(Record::Dns(packet)) => {
                 decoded.0 += 1;
+                // Only whole records of a class decode, and never yield more
+                // than the class holds.
+                let class = bytes.len().saturating_sub(header);
+                let index = DNS_CAPTURE_CLASSES.iter().position(|&c| c == class);
+                assert!(index.is_some(), "decoded a {class}-byte data area");
+                dns_classes[index.unwrap_or_default()] += 1;
+                assert!(packet.ip_packet.len() <= class);
                 let _ = dns_events(&packet);
             }
             Ok(Record::Connect(_)) => decoded.1 += 1,
@@ -87,6 +105,10 @@ fn random_records_never_panic() {
     assert!(
         decoded.0 > 10 && decoded.1 > 10,
         "decoded (dns, connect) {decoded:?}"
+    );
+    assert!(
+        dns_classes.iter().all(|&n| n > 20),
+        "decoded DNS records per class {dns_classes:?}"
     );
 }
 

@@ -1,9 +1,13 @@
 //! Ring-buffer records (the `pinwatch_common` structs) to typed records.
 //!
 //! The kernel writes `#[repr(C)]` structs; aya hands us their bytes with no
-//! alignment promise. We check the length for the kind, copy the struct out
-//! with `read_unaligned`, and convert every integer that stands for a choice
-//! (kind, family, flags) through an explicit match.
+//! alignment promise. We check the length for the kind, copy the struct (or,
+//! for DNS packets, the fixed header) out with `read_unaligned`, and convert
+//! every integer that stands for a choice (kind, family, flags) through an
+//! explicit match.
+//!
+//! A DNS packet record is a [`RawDnsHeader`] followed by a data area of one of
+//! the [`DNS_CAPTURE_CLASSES`] sizes; the record's length names its class.
 use std::{
     mem::size_of,
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
@@ -12,8 +16,8 @@ use std::{
 };
 
 use pinwatch_common::{
-    ConnectEvent as RawConnect, DNS_CAPTURE_BYTES, DNS_FLAG_EGRESS, DNS_FLAG_TRUNCATED,
-    DnsPacketEvent as RawDnsPacket, EVENT_KIND_CONNECT, EVENT_KIND_DNS_PACKET,
+    ConnectEvent as RawConnect, DNS_CAPTURE_CLASSES, DNS_FLAG_EGRESS, DNS_FLAG_TRUNCATED,
+    DnsPacketHeader as RawDnsHeader, EVENT_KIND_CONNECT, EVENT_KIND_DNS_PACKET,
 };
 
 use super::{Clock, DecodeError, PacketMeta};
@@ -59,7 +63,7 @@ pub fn decode_record(bytes: &[u8], clock: &Clock) -> Result<Record, DecodeError>
         .first_chunk::<4>()
         .ok_or(DecodeError::MissingKind { len: bytes.len() })?;
     match RecordKind::try_from(u32::from_ne_bytes(*kind_bytes))? {
-        RecordKind::DnsPacket => dns_packet(&read_record(bytes)?, clock).map(Record::Dns),
+        RecordKind::DnsPacket => dns_packet(bytes, clock).map(Record::Dns),
         RecordKind::Connect => connect(&read_record(bytes)?, clock).map(Record::Connect),
     }
 }
@@ -85,17 +89,28 @@ impl TryFrom<u32> for RecordKind {
 /// # Safety
 /// Implementors are `#[repr(C)]` and made only of integers and integer
 /// arrays with no implicit padding, so every bit pattern is a valid value.
-unsafe trait KernelRecord: Copy {
-    const KIND: u32;
-}
+unsafe trait Plain: Copy {}
 
 // SAFETY: both are repr(C) structs of u32/u64/u16 and u8 arrays with explicit
 // padding (see the size assertions in pinwatch_common).
-unsafe impl KernelRecord for RawDnsPacket {
-    const KIND: u32 = EVENT_KIND_DNS_PACKET;
+unsafe impl Plain for RawDnsHeader {}
+unsafe impl Plain for RawConnect {}
+
+/// A fixed-size record: exactly one struct.
+trait KernelRecord: Plain {
+    const KIND: u32;
 }
-unsafe impl KernelRecord for RawConnect {
+
+impl KernelRecord for RawConnect {
     const KIND: u32 = EVENT_KIND_CONNECT;
+}
+
+/// Copies a `T` out of the first `size_of::<T>()` bytes of `bytes`.
+fn read_prefix<T: Plain>(bytes: &[u8]) -> Option<T> {
+    let prefix = bytes.get(..size_of::<T>())?;
+    // SAFETY: `prefix` holds exactly size_of::<T>() bytes, any bit pattern is
+    // a valid T (Plain), and read_unaligned needs no alignment.
+    Some(unsafe { ptr::read_unaligned(prefix.as_ptr().cast::<T>()) })
 }
 
 fn read_record<T: KernelRecord>(bytes: &[u8]) -> Result<T, DecodeError> {
@@ -114,12 +129,43 @@ fn read_record<T: KernelRecord>(bytes: &[u8]) -> Result<T, DecodeError> {
             expected,
         });
     }
-    // SAFETY: `bytes` holds exactly size_of::<T>() bytes, any bit pattern is
-    // a valid T (KernelRecord), and read_unaligned needs no alignment.
-    Ok(unsafe { ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+    read_prefix(bytes).ok_or(DecodeError::ShortRecord {
+        kind,
+        len,
+        expected,
+    })
 }
 
-/// `DnsPacketEvent::flags`, checked.
+/// Lengths of the DNS packet records the kernel may reserve: the header plus
+/// each capture class.
+const DNS_RECORD_LENS: [usize; DNS_CAPTURE_CLASSES.len()] = {
+    let mut lens = DNS_CAPTURE_CLASSES;
+    let mut i = 0;
+    while i < lens.len() {
+        lens[i] += size_of::<RawDnsHeader>();
+        i += 1;
+    }
+    lens
+};
+
+/// Splits a DNS packet record into its header and its data area, whose
+/// length must be one of the capture classes.
+fn read_dns_record(bytes: &[u8]) -> Result<(RawDnsHeader, &[u8]), DecodeError> {
+    let bad_len = || DecodeError::DnsRecordLen {
+        len: bytes.len(),
+        expected: &DNS_RECORD_LENS,
+    };
+    let (header, data) = bytes
+        .split_at_checked(size_of::<RawDnsHeader>())
+        .ok_or_else(bad_len)?;
+    if !DNS_CAPTURE_CLASSES.contains(&data.len()) {
+        return Err(bad_len());
+    }
+    let header = read_prefix::<RawDnsHeader>(header).ok_or_else(bad_len)?;
+    Ok((header, data))
+}
+
+/// `DnsPacketHeader::flags`, checked.
 struct DnsFlags {
     direction: Direction,
     truncated: bool,
@@ -142,14 +188,15 @@ impl TryFrom<u32> for DnsFlags {
     }
 }
 
-fn dns_packet(raw: &RawDnsPacket, clock: &Clock) -> Result<DnsPacket, DecodeError> {
+fn dns_packet(bytes: &[u8], clock: &Clock) -> Result<DnsPacket, DecodeError> {
+    let (raw, data) = read_dns_record(bytes)?;
     let flags = DnsFlags::try_from(raw.flags)?;
     let captured = raw.captured_len as usize;
-    if captured > DNS_CAPTURE_BYTES || raw.captured_len > raw.packet_len {
+    if captured > data.len() || raw.captured_len > raw.packet_len {
         return Err(DecodeError::BadCapturedLen {
             captured_len: raw.captured_len,
             packet_len: raw.packet_len,
-            capacity: DNS_CAPTURE_BYTES,
+            capacity: data.len(),
         });
     }
     Ok(DnsPacket {
@@ -160,7 +207,7 @@ fn dns_packet(raw: &RawDnsPacket, clock: &Clock) -> Result<DnsPacket, DecodeErro
         // says bytes are missing.
         truncated: flags.truncated || raw.captured_len < raw.packet_len,
         socket_cookie: raw.socket_cookie,
-        ip_packet: raw.data[..captured].to_vec(),
+        ip_packet: data[..captured].to_vec(),
     })
 }
 

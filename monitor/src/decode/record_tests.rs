@@ -7,17 +7,44 @@ use std::{
     time::{Duration, SystemTime},
 };
 
+use pinwatch_common::{DNS_CAPTURE_BYTES, DnsPacketEvent as RawDnsPacket};
+
 use super::*;
 use crate::decode::test_packets::T0;
+
+/// The capture classes by name; the `[usize; 3]` breaks the build if their
+/// number changes without these tests.
+const CLASSES: [usize; 3] = DNS_CAPTURE_CLASSES;
+const SMALL: usize = CLASSES[0];
+const MEDIUM: usize = CLASSES[1];
+const LARGE: usize = CLASSES[2];
 
 fn clock() -> Clock {
     Clock::fixed(SystemTime::UNIX_EPOCH + T0)
 }
 
-fn bytes_of<T: KernelRecord>(record: &T) -> Vec<u8> {
-    // SAFETY: KernelRecord types have no implicit padding, so all
-    // size_of::<T>() bytes are initialized.
+fn bytes_of<T: Plain>(record: &T) -> Vec<u8> {
+    // SAFETY: Plain types have no implicit padding, so all size_of::<T>()
+    // bytes are initialized.
     unsafe { slice::from_raw_parts((record as *const T).cast::<u8>(), size_of::<T>()) }.to_vec()
+}
+
+/// The bytes of a whole DNS record, as the kernel reserves it.
+fn dns_bytes<const N: usize>(record: &RawDnsPacket<N>) -> Vec<u8> {
+    assert_eq!(
+        size_of::<RawDnsPacket<N>>(),
+        size_of::<RawDnsHeader>() + N,
+        "no tail padding"
+    );
+    // SAFETY: the header is Plain and the data a byte array, with no padding
+    // between or after them (asserted above).
+    unsafe {
+        slice::from_raw_parts(
+            (record as *const RawDnsPacket<N>).cast::<u8>(),
+            size_of::<RawDnsPacket<N>>(),
+        )
+    }
+    .to_vec()
 }
 
 /// Decodes `bytes` as given and again starting at an odd address.
@@ -36,16 +63,20 @@ fn decode_both_ways(bytes: &[u8]) -> Result<Record, DecodeError> {
     aligned
 }
 
-fn raw_dns(flags: u32, packet: &[u8], packet_len: u32) -> RawDnsPacket {
+/// A record of class `N`; the data area after the packet is filled with
+/// 0xee, which must never reach the decoded packet.
+fn raw_dns<const N: usize>(flags: u32, packet: &[u8], packet_len: u32) -> RawDnsPacket<N> {
     let mut raw = RawDnsPacket {
-        kind: EVENT_KIND_DNS_PACKET,
-        flags,
-        timestamp_ns: 2_500_000_000,
-        cgroup_id: 0x1234,
-        socket_cookie: 99,
-        packet_len,
-        captured_len: packet.len() as u32,
-        data: [0; DNS_CAPTURE_BYTES],
+        header: RawDnsHeader {
+            kind: EVENT_KIND_DNS_PACKET,
+            flags,
+            timestamp_ns: 2_500_000_000,
+            cgroup_id: 0x1234,
+            socket_cookie: 99,
+            packet_len,
+            captured_len: packet.len() as u32,
+        },
+        data: [0xee; N],
     };
     raw.data[..packet.len()].copy_from_slice(packet);
     raw
@@ -68,11 +99,14 @@ fn raw_connect(family: u32, daddr: [u8; 16], comm: &[u8]) -> RawConnect {
     raw
 }
 
-#[test]
-fn dns_packet_record() {
-    let packet = [0x45, 1, 2, 3, 4, 5];
-    let raw = raw_dns(DNS_FLAG_EGRESS, &packet, packet.len() as u32);
-    let Record::Dns(dns) = decode_both_ways(&bytes_of(&raw)).unwrap() else {
+/// A packet that fills `len` bytes of a class-`N` record decodes to exactly
+/// those bytes, aligned or not.
+fn check_dns_class<const N: usize>(len: usize) {
+    let packet: Vec<u8> = (0..len).map(|i| i as u8).collect();
+    let raw = raw_dns::<N>(DNS_FLAG_EGRESS, &packet, len as u32);
+    let bytes = dns_bytes(&raw);
+    assert_eq!(bytes.len(), 40 + N);
+    let Record::Dns(dns) = decode_both_ways(&bytes).unwrap() else {
         panic!("not DNS")
     };
     assert_eq!(
@@ -83,51 +117,104 @@ fn dns_packet_record() {
     assert_eq!(dns.cgroup_id, 0x1234);
     assert_eq!(dns.socket_cookie, 99);
     assert!(!dns.truncated);
-    assert_eq!(dns.ip_packet, packet);
+    assert_eq!(dns.ip_packet, packet, "class {N}, {len} bytes");
     assert_eq!(dns.meta().cgroup_id, 0x1234);
+}
+
+#[test]
+fn dns_packet_record_each_class() {
+    assert_eq!(DNS_CAPTURE_CLASSES, [SMALL, MEDIUM, LARGE]);
+    assert_eq!(LARGE, DNS_CAPTURE_BYTES);
+    check_dns_class::<SMALL>(6);
+    check_dns_class::<SMALL>(SMALL);
+    check_dns_class::<MEDIUM>(SMALL + 1);
+    check_dns_class::<MEDIUM>(MEDIUM);
+    check_dns_class::<LARGE>(MEDIUM + 1);
+    check_dns_class::<LARGE>(LARGE);
+    // Nothing captured is still a well-formed record.
+    check_dns_class::<SMALL>(0);
 }
 
 #[test]
 fn dns_packet_record_truncated_ingress() {
     let packet = [7u8; DNS_CAPTURE_BYTES];
-    let raw = raw_dns(DNS_FLAG_TRUNCATED, &packet, 3000);
-    let Record::Dns(dns) = decode_both_ways(&bytes_of(&raw)).unwrap() else {
+    let raw = raw_dns::<LARGE>(DNS_FLAG_TRUNCATED, &packet, 3000);
+    let Record::Dns(dns) = decode_both_ways(&dns_bytes(&raw)).unwrap() else {
         panic!("not DNS")
     };
     assert_eq!(dns.direction, Direction::Ingress);
     assert!(dns.truncated);
     assert_eq!(dns.ip_packet.len(), DNS_CAPTURE_BYTES);
 
-    // Lengths that say "cut" win over a missing flag.
-    let raw = raw_dns(0, &packet, 3000);
-    let Record::Dns(dns) = decode_both_ways(&bytes_of(&raw)).unwrap() else {
+    // Lengths that say "cut" win over a missing flag, in any class.
+    let raw = raw_dns::<LARGE>(0, &packet, 3000);
+    let Record::Dns(dns) = decode_both_ways(&dns_bytes(&raw)).unwrap() else {
         panic!("not DNS")
     };
     assert!(dns.truncated);
+    let raw = raw_dns::<SMALL>(0, &packet[..100], 101);
+    let Record::Dns(dns) = decode_both_ways(&dns_bytes(&raw)).unwrap() else {
+        panic!("not DNS")
+    };
+    assert!(dns.truncated);
+    assert_eq!(dns.ip_packet.len(), 100);
 }
 
 #[test]
 fn dns_packet_record_bad_fields() {
-    let mut raw = raw_dns(0, &[0x45; 10], 10);
-    raw.flags = 1 << 7;
+    let mut raw = raw_dns::<SMALL>(0, &[0x45; 10], 10);
+    raw.header.flags = 1 << 7;
     assert!(matches!(
-        decode_both_ways(&bytes_of(&raw)),
+        decode_both_ways(&dns_bytes(&raw)),
         Err(DecodeError::BadFlags { flags: 0x80 })
     ));
 
-    let mut raw = raw_dns(0, &[0x45; 10], 10);
-    raw.captured_len = 11;
+    let mut raw = raw_dns::<SMALL>(0, &[0x45; 10], 10);
+    raw.header.captured_len = 11;
     assert!(matches!(
-        decode_both_ways(&bytes_of(&raw)),
+        decode_both_ways(&dns_bytes(&raw)),
+        Err(DecodeError::BadCapturedLen {
+            captured_len: 11,
+            packet_len: 10,
+            capacity: SMALL
+        })
+    ));
+
+    raw.header.captured_len = DNS_CAPTURE_BYTES as u32 + 1;
+    raw.header.packet_len = u32::MAX;
+    assert!(matches!(
+        decode_both_ways(&dns_bytes(&raw)),
         Err(DecodeError::BadCapturedLen { .. })
     ));
 
-    raw.captured_len = DNS_CAPTURE_BYTES as u32 + 1;
-    raw.packet_len = u32::MAX;
+    // captured_len must fit the record's own class, not merely the largest.
+    let mut raw = raw_dns::<SMALL>(0, &[0x45; 10], 3000);
+    raw.header.captured_len = SMALL as u32 + 1;
+    let err = decode_both_ways(&dns_bytes(&raw)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DecodeError::BadCapturedLen {
+                captured_len,
+                packet_len: 3000,
+                capacity: SMALL
+            } if captured_len == SMALL as u32 + 1
+        ),
+        "{err}"
+    );
+    let mut raw = raw_dns::<MEDIUM>(0, &[0x45; 10], 3000);
+    raw.header.captured_len = MEDIUM as u32 + 1;
     assert!(matches!(
-        decode_both_ways(&bytes_of(&raw)),
-        Err(DecodeError::BadCapturedLen { .. })
+        decode_both_ways(&dns_bytes(&raw)),
+        Err(DecodeError::BadCapturedLen {
+            capacity: MEDIUM,
+            ..
+        })
     ));
+    // The largest class holds all of its bytes.
+    let mut raw = raw_dns::<LARGE>(0, &[0x45; 10], 3000);
+    raw.header.captured_len = LARGE as u32;
+    assert!(decode_both_ways(&dns_bytes(&raw)).is_ok());
 }
 
 #[test]
@@ -223,17 +310,50 @@ fn record_lengths_and_kinds() {
         })
     ));
 
-    let dns = bytes_of(&raw_dns(0, &[0x45], 1));
-    let err = decode_both_ways(&dns[..80]).unwrap_err();
+    // A DNS record is the header plus exactly one class: every other
+    // length is refused, naming it.
+    let dns = dns_bytes(&raw_dns::<LARGE>(0, &[0x45], 1));
+    let expected = [40 + SMALL, 40 + MEDIUM, 40 + LARGE];
+    for len in [
+        0,
+        4,
+        39,
+        40,
+        41,
+        80,
+        40 + SMALL - 8,
+        40 + SMALL - 1,
+        40 + SMALL + 1,
+        40 + SMALL + 8,
+        40 + MEDIUM - 1,
+        40 + MEDIUM + 1,
+        40 + LARGE - 1,
+    ] {
+        let err = decode_both_ways(&dns[..len]).unwrap_err();
+        if len < 4 {
+            assert!(matches!(err, DecodeError::MissingKind { .. }), "{err}");
+            continue;
+        }
+        assert!(
+            matches!(err, DecodeError::DnsRecordLen { len: l, expected: e } if l == len && e == expected),
+            "{len}: {err}"
+        );
+    }
+    let mut long = dns.clone();
+    long.push(0);
+    let err = decode_both_ways(&long).unwrap_err();
     assert!(
-        matches!(
-            err,
-            DecodeError::ShortRecord {
-                kind: 1,
-                len: 80,
-                expected: 1400
-            }
-        ),
+        matches!(err, DecodeError::DnsRecordLen { len: 1401, .. }),
         "{err}"
     );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "DNS packet record is 1401 bytes, not one of the lengths of its size classes \
+             ({expected:?} bytes)"
+        )
+    );
+    // The old fixed size is still a valid (largest-class) record.
+    assert_eq!(dns.len(), 1400);
+    assert!(decode_both_ways(&dns).is_ok());
 }

@@ -7,6 +7,7 @@ mod answers;
 mod connect;
 mod pins;
 mod recent;
+mod reconfigure;
 
 use std::{collections::HashMap, net::IpAddr, time::SystemTime};
 
@@ -80,6 +81,7 @@ impl Detector {
                 connect::check_connect(self, connect)
             }
             Event::Loss(loss) => self.loss(loss),
+            Event::ReloadFailed(failure) => self.reload_failed(failure),
         };
         for alert in &alerts {
             *self.counters.alerts.entry(alert.rule).or_default() += 1;

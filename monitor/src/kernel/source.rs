@@ -33,6 +33,9 @@ pub struct SourceStats {
     pub records: AtomicU64,
     pub undecodable: AtomicU64,
     pub dns_parse_errors: AtomicU64,
+    /// The kernel's loss counters as last read (once a second).
+    pub lost_dns_packets: AtomicU64,
+    pub lost_connects: AtomicU64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +105,11 @@ impl KernelSource {
             if wake != Wake::Events {
                 batch.extend(self.losses()?);
             }
-            if !batch.is_empty() && events.send(batch).await.is_err() {
+            // The loss poll sends its batch even when empty: once a second,
+            // it is the detector thread's tick (alert fold windows close on
+            // it when no event arrives).
+            let tick = wake == Wake::LossPoll;
+            if (tick || !batch.is_empty()) && events.send(batch).await.is_err() {
                 return Ok(());
             }
             if wake == Wake::Shutdown {
@@ -142,9 +149,17 @@ impl KernelSource {
     fn losses(&mut self) -> Result<Vec<Event>, SourceError> {
         let now = SystemTime::now();
         let mut events = Vec::new();
-        for (slot, origin) in [
-            (LOSS_DNS_PACKET, LossOrigin::KernelDnsPacket),
-            (LOSS_CONNECT, LossOrigin::KernelConnect),
+        for (slot, origin, reported) in [
+            (
+                LOSS_DNS_PACKET,
+                LossOrigin::KernelDnsPacket,
+                &self.stats.lost_dns_packets,
+            ),
+            (
+                LOSS_CONNECT,
+                LossOrigin::KernelConnect,
+                &self.stats.lost_connects,
+            ),
         ] {
             let total: u64 = self
                 .lost
@@ -152,6 +167,7 @@ impl KernelSource {
                 .map_err(SourceError::LossCounters)?
                 .iter()
                 .sum();
+            reported.store(total, Ordering::Relaxed);
             let seen = &mut self.lost_seen[slot as usize];
             if total > *seen {
                 events.push(Event::Loss(LossEvent {
