@@ -51,7 +51,8 @@ pub const DNS_PORT: u16 = 53;
 pub struct DnsPacketHeader {
     pub kind: u32,
     pub flags: u32,
-    /// CLOCK_MONOTONIC nanoseconds (`bpf_ktime_get_ns`).
+    /// CLOCK_MONOTONIC nanoseconds at tick resolution
+    /// (`bpf_ktime_get_coarse_ns`, the same clock base).
     pub timestamp_ns: u64,
     /// cgroup v2 id of the socket's cgroup.
     pub cgroup_id: u64,
