@@ -6,11 +6,13 @@
 //! - [`dns_events`] / [`parse_ip_dns`]: IP packet → UDP/TCP → DNS messages.
 //!
 //! Split by layer: `record` (kernel structs), `packet` (IP/UDP/TCP),
-//! `dns` (the DNS payload and its TCP framing).
+//! `dns` (the DNS payload and its TCP framing), `pgwire` (the first message
+//! of a PostgreSQL-wire connection).
 mod clock;
 mod dns;
 mod error;
 mod packet;
+pub mod pgwire;
 mod record;
 
 #[cfg(test)]
