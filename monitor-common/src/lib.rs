@@ -9,6 +9,7 @@
 /// Record kinds: the first `u32` of every ring-buffer record.
 pub const EVENT_KIND_DNS_PACKET: u32 = 1;
 pub const EVENT_KIND_CONNECT: u32 = 2;
+pub const EVENT_KIND_DB_SEGMENT: u32 = 3;
 
 /// Packet bytes copied per DNS packet at most, counted from the IP header:
 /// the largest of [`DNS_CAPTURE_CLASSES`]. Enough for a 1232-byte DNS message
@@ -38,7 +39,8 @@ pub const DNS_FLAG_TRUNCATED: u32 = 1 << 1;
 /// that failed, per record kind.
 pub const LOSS_DNS_PACKET: u32 = 0;
 pub const LOSS_CONNECT: u32 = 1;
-pub const LOSS_SLOTS: u32 = 2;
+pub const LOSS_DB_SEGMENT: u32 = 2;
+pub const LOSS_SLOTS: u32 = 3;
 
 /// The well-known DNS port; the kernel filter captures UDP and TCP packets
 /// from or to it.
@@ -92,21 +94,96 @@ pub struct ConnectEvent {
     pub daddr: [u8; 16],
     /// Destination port in host byte order.
     pub dport: u16,
-    pub _pad: [u8; 6],
+    pub _pad: [u8; 2],
+    /// `CONNECT_ACTION_*`: what the hook answered the connect.
+    pub action: u32,
     /// `comm` of the calling thread, NUL-padded.
     pub comm: [u8; 16],
+    /// `bpf_get_socket_cookie` of the connecting socket: ties the connection's
+    /// first bytes ([`DbSegmentEvent`]) to this process.
+    pub socket_cookie: u64,
 }
 
-/// Watched-port map value; room for per-port policy later.
+/// Packet bytes copied per database-connection segment, from the IP header
+/// on: the headers (at most 120 bytes) and the start of the payload, which
+/// holds a PostgreSQL-wire SSLRequest or StartupMessage with its user and
+/// database names.
+pub const DB_SEGMENT_BYTES: usize = 256;
+
+/// One of the first TCP segments with payload of a connection to a watched
+/// port, seen on the client's socket: the first two the client sends and the
+/// first the server answers. The header is the DNS packet header, `kind`
+/// [`EVENT_KIND_DB_SEGMENT`], flags `DNS_FLAG_EGRESS` for client → server.
+pub type DbSegmentEvent = DnsPacketEvent<DB_SEGMENT_BYTES>;
+
+/// Per-connection count of captured segments (LRU map keyed by socket
+/// cookie), so only the opening of a connection is copied.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct DbFlow {
+    pub client_segments: u32,
+    pub server_segments: u32,
+}
+
+/// Segments captured per connection and direction.
+pub const DB_CLIENT_SEGMENTS: u32 = 2;
+pub const DB_SERVER_SEGMENTS: u32 = 1;
+
+/// `ConnectEvent::action`: the hook let the connect proceed.
+pub const CONNECT_ACTION_ALLOWED: u32 = 0;
+/// `ConnectEvent::action`: the hook refused the connect (connect(2) fails
+/// with EPERM).
+pub const CONNECT_ACTION_BLOCKED: u32 = 1;
+
+/// Watched-port map value.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct PortPolicy {
+    /// `PORT_FLAG_*` bits.
     pub flags: u32,
 }
 
+/// `PortPolicy::flags`: some database on this port has `mode = "block"`, so
+/// a connect whose address is in no `PINNED_V4`/`PINNED_V6` entry for the
+/// port is refused.
+pub const PORT_FLAG_ENFORCE: u32 = 1 << 0;
+
+/// Bits of the port in front of the address in the pinned-set trie keys.
+pub const PIN_KEY_PORT_BITS: u32 = 16;
+
+/// Data of an IPv4 pinned-set LPM trie key: the port, then the address, both
+/// in network byte order, so one trie holds every enforced port and a
+/// prefix of `PIN_KEY_PORT_BITS + n` matches that port and an address /n.
+/// Byte arrays: no alignment, no implicit padding, no byte-order surprise.
+#[repr(C)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub struct PinKeyV4 {
+    pub port: [u8; 2],
+    pub addr: [u8; 4],
+}
+
+/// [`PinKeyV4`] for IPv6 addresses.
+#[repr(C)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub struct PinKeyV6 {
+    pub port: [u8; 2],
+    pub addr: [u8; 16],
+}
+
+/// Value of the pinned-set tries; its presence is what counts.
+pub const PIN_PRESENT: u32 = 1;
+/// Entries per pinned-set trie: pinned CIDRs times ports, over the
+/// databases on enforced ports.
+pub const PIN_MAX_ENTRIES: u32 = 16384;
+
 const _: () = assert!(core::mem::size_of::<DnsPacketHeader>() == 40);
-const _: () = assert!(core::mem::size_of::<ConnectEvent>() == 80);
+const _: () = assert!(core::mem::size_of::<ConnectEvent>() == 88);
+const _: () = assert!(core::mem::size_of::<DbSegmentEvent>() == 40 + DB_SEGMENT_BYTES);
+const _: () = assert!(core::mem::size_of::<DbFlow>() == 8);
 const _: () = assert!(core::mem::size_of::<PortPolicy>() == 4);
+const _: () = assert!(core::mem::offset_of!(ConnectEvent, action) == 60);
+const _: () = assert!(core::mem::size_of::<PinKeyV4>() == 6);
+const _: () = assert!(core::mem::size_of::<PinKeyV6>() == 18);
 
 // 1232-byte DNS message + 60-byte IPv4 header + 60-byte TCP header + 2-byte
 // TCP length prefix.
@@ -141,4 +218,7 @@ mod pod {
     // SAFETY: plain-old-data: repr(C), no padding holes left implicit, every
     // bit pattern valid.
     unsafe impl aya::Pod for super::PortPolicy {}
+    // SAFETY: as above: byte arrays only.
+    unsafe impl aya::Pod for super::PinKeyV4 {}
+    unsafe impl aya::Pod for super::PinKeyV6 {}
 }

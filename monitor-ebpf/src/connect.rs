@@ -1,50 +1,54 @@
+//! cgroup/connect4 and cgroup/connect6: report TCP connects to watched ports
+//! and, on enforced ports, refuse those whose address is pinned by none of
+//! the port's databases.
 use aya_ebpf::{
     helpers::{
         bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
-        bpf_get_current_uid_gid, bpf_ktime_get_ns,
+        bpf_get_current_uid_gid, bpf_ktime_get_ns, generated::bpf_get_socket_cookie,
     },
     macros::cgroup_sock_addr,
+    maps::lpm_trie::Key,
     programs::SockAddrContext,
 };
-use pinwatch_common::{ConnectEvent, EVENT_KIND_CONNECT, LOSS_CONNECT};
+use pinwatch_common::{
+    CONNECT_ACTION_ALLOWED, CONNECT_ACTION_BLOCKED, ConnectEvent, EVENT_KIND_CONNECT, LOSS_CONNECT,
+    PIN_KEY_PORT_BITS, PORT_FLAG_ENFORCE, PinKeyV4, PinKeyV6,
+};
 
-use crate::maps::{EVENTS, SUBMIT_FLAGS, WATCHED_PORTS, count_loss};
+use crate::maps::{EVENTS, PINNED_V4, PINNED_V6, SUBMIT_FLAGS, WATCHED_PORTS, count_loss};
 
 const AF_INET: u32 = 2;
 const AF_INET6: u32 = 10;
 const IPPROTO_TCP: u32 = 6;
+/// sock_addr programs answer 1 to let the call proceed, 0 to make it fail
+/// with EPERM.
 const ALLOW: i32 = 1;
+const REFUSE: i32 = 0;
 
 #[cgroup_sock_addr(connect4)]
 pub fn pw_connect4(ctx: SockAddrContext) -> i32 {
-    report_connect(&ctx, AF_INET);
-    ALLOW
+    judge_connect(&ctx, AF_INET)
 }
 
 #[cgroup_sock_addr(connect6)]
 pub fn pw_connect6(ctx: SockAddrContext) -> i32 {
-    report_connect(&ctx, AF_INET6);
-    ALLOW
+    judge_connect(&ctx, AF_INET6)
 }
 
 #[inline(always)]
-fn report_connect(ctx: &SockAddrContext, family: u32) {
+fn judge_connect(ctx: &SockAddrContext, family: u32) -> i32 {
     let addr = ctx.sock_addr;
     // The hook sees the kernel's copy of the sockaddr, already moved out of
     // user memory: what we read is what the socket will connect to.
     let (protocol, user_port) = unsafe { ((*addr).protocol, (*addr).user_port) };
     if protocol != IPPROTO_TCP {
-        return;
+        return ALLOW;
     }
     let port = u16::from_be(user_port as u16);
-    if unsafe { WATCHED_PORTS.get(&port) }.is_none() {
-        return;
-    }
-    let Some(mut entry) = EVENTS.reserve::<ConnectEvent>(0) else {
-        count_loss(LOSS_CONNECT);
-        return;
+    let Some(policy) = (unsafe { WATCHED_PORTS.get(&port) }) else {
+        return ALLOW;
     };
-    let event = entry.as_mut_ptr();
+    let enforce = policy.flags & PORT_FLAG_ENFORCE != 0;
     let mut daddr = [0u8; 16];
     unsafe {
         if family == AF_INET {
@@ -56,6 +60,59 @@ fn report_connect(ctx: &SockAddrContext, family: u32) {
             daddr[8..12].copy_from_slice(&words[2].to_ne_bytes());
             daddr[12..16].copy_from_slice(&words[3].to_ne_bytes());
         }
+    }
+    // Decided before reporting: a full ring buffer loses the record, never
+    // the verdict.
+    let action = if enforce && !pinned(family, port, &daddr) {
+        CONNECT_ACTION_BLOCKED
+    } else {
+        CONNECT_ACTION_ALLOWED
+    };
+    // SAFETY: the helper reads the socket behind the context.
+    let socket_cookie = unsafe { bpf_get_socket_cookie(ctx.sock_addr.cast()) };
+    report(family, port, daddr, action, socket_cookie);
+    if action == CONNECT_ACTION_BLOCKED {
+        REFUSE
+    } else {
+        ALLOW
+    }
+}
+
+/// Whether some database on `port` pins `daddr`. An IPv4-mapped IPv6
+/// destination (`::ffff:a.b.c.d`, a dual-stack socket reaching an IPv4
+/// host) is looked up as the IPv4 address it stands for, as the detector
+/// and the pinned sets treat it.
+#[inline(always)]
+fn pinned(family: u32, port: u16, daddr: &[u8; 16]) -> bool {
+    let port = port.to_be_bytes();
+    let mapped = family == AF_INET6
+        && daddr[..10].iter().all(|&b| b == 0)
+        && daddr[10] == 0xff
+        && daddr[11] == 0xff;
+    if family == AF_INET || mapped {
+        let at = if mapped { 12 } else { 0 };
+        let key = Key::new(
+            PIN_KEY_PORT_BITS + 32,
+            PinKeyV4 {
+                port,
+                addr: [daddr[at], daddr[at + 1], daddr[at + 2], daddr[at + 3]],
+            },
+        );
+        PINNED_V4.get(&key).is_some()
+    } else {
+        let key = Key::new(PIN_KEY_PORT_BITS + 128, PinKeyV6 { port, addr: *daddr });
+        PINNED_V6.get(&key).is_some()
+    }
+}
+
+#[inline(always)]
+fn report(family: u32, port: u16, daddr: [u8; 16], action: u32, socket_cookie: u64) {
+    let Some(mut entry) = EVENTS.reserve::<ConnectEvent>(0) else {
+        count_loss(LOSS_CONNECT);
+        return;
+    };
+    let event = entry.as_mut_ptr();
+    unsafe {
         event.write(ConnectEvent {
             kind: EVENT_KIND_CONNECT,
             family,
@@ -65,8 +122,10 @@ fn report_connect(ctx: &SockAddrContext, family: u32) {
             cgroup_id: bpf_get_current_cgroup_id(),
             daddr,
             dport: port,
-            _pad: [0; 6],
+            _pad: [0; 2],
+            action,
             comm: bpf_get_current_comm().unwrap_or([0; 16]),
+            socket_cookie,
         });
     }
     entry.submit(SUBMIT_FLAGS);

@@ -13,7 +13,10 @@ use pinwatch_common::{
     DnsPacketHeader, EVENT_KIND_DNS_PACKET, LOSS_DNS_PACKET,
 };
 
-use crate::maps::{EVENTS, SUBMIT_FLAGS, count_loss};
+use crate::{
+    db,
+    maps::{EVENTS, SUBMIT_FLAGS, count_loss},
+};
 
 const ALLOW: i32 = 1;
 const ETH_P_IP: u32 = 0x0800;
@@ -24,26 +27,40 @@ const IPV6_HEADER_LEN: u32 = 40;
 
 #[cgroup_skb(egress)]
 pub fn pw_dns_egress(ctx: SkBuffContext) -> i32 {
-    if is_dns(ctx.skb.skb) {
-        capture(ctx.skb.skb, DNS_FLAG_EGRESS);
+    match classify(ctx.skb.skb, true) {
+        Class::Dns => capture(ctx.skb.skb, DNS_FLAG_EGRESS),
+        Class::DbSegment => db::capture_segment(ctx.skb.skb, true),
+        Class::Other => {}
     }
     ALLOW
 }
 
 #[cgroup_skb(ingress)]
 pub fn pw_dns_ingress(ctx: SkBuffContext) -> i32 {
-    if is_dns(ctx.skb.skb) {
-        capture(ctx.skb.skb, 0);
+    match classify(ctx.skb.skb, false) {
+        Class::Dns => capture(ctx.skb.skb, 0),
+        Class::DbSegment => db::capture_segment(ctx.skb.skb, false),
+        Class::Other => {}
     }
     ALLOW
 }
 
-/// True for UDP or TCP packets from or to port 53 that carry payload. This
-/// runs on every packet of the host, so the common case reads the headers in
-/// place (direct packet access) with constant offsets, and falls back to a
-/// helper copy only for IPv4 options or headers outside the linear area.
+/// What a packet is to pinwatch.
+enum Class {
+    /// UDP or TCP from or to port 53, with payload.
+    Dns,
+    /// TCP with payload on a connection to a watched database port, seen on
+    /// the client's side (egress to the port, ingress from it).
+    DbSegment,
+    Other,
+}
+
+/// Classifies a packet. This runs on every packet of the host, so the
+/// common case reads the headers in place (direct packet access) with
+/// constant offsets, and falls back to a helper copy only for IPv4 options
+/// or headers outside the linear area.
 #[inline(always)]
-fn is_dns(skb: *mut __sk_buff) -> bool {
+fn classify(skb: *mut __sk_buff, egress: bool) -> Class {
     let protocol = u16::from_be(unsafe { (*skb).protocol } as u16) as u32;
     let (data, data_end) = unsafe { ((*skb).data as usize, (*skb).data_end as usize) };
     match protocol {
@@ -53,16 +70,16 @@ fn is_dns(skb: *mut __sk_buff) -> bool {
             } else {
                 match load(skb, 0) {
                     Some(header) => header,
-                    None => return false,
+                    None => return Class::Other,
                 }
             };
             let l4_proto = header[9];
             if l4_proto != IPPROTO_UDP && l4_proto != IPPROTO_TCP {
-                return false;
+                return Class::Other;
             }
             // Later fragments carry no transport header to filter on.
             if (header[6] & 0x1f) | header[7] != 0 {
-                return false;
+                return Class::Other;
             }
             let header_len = ((header[0] & 0x0f) as u32) * 4;
             let ports: [u8; 4] = if header_len == 20 {
@@ -70,16 +87,17 @@ fn is_dns(skb: *mut __sk_buff) -> bool {
             } else {
                 match load(skb, header_len) {
                     Some(ports) => ports,
-                    None => return false,
+                    None => return Class::Other,
                 }
             };
             let total_len = u16::from_be_bytes([header[2], header[3]]) as u32;
-            is_dns_transport(
+            classify_transport(
                 skb,
                 l4_proto,
                 header_len,
                 total_len.saturating_sub(header_len),
                 ports,
+                egress,
             )
         }
         ETH_P_IPV6 => {
@@ -88,45 +106,57 @@ fn is_dns(skb: *mut __sk_buff) -> bool {
             } else {
                 match load(skb, 0) {
                     Some(header) => header,
-                    None => return false,
+                    None => return Class::Other,
                 }
             };
             // Extension headers are not walked: packets behind them are not
             // captured by this filter.
             let l4_proto = header[6];
             if l4_proto != IPPROTO_UDP && l4_proto != IPPROTO_TCP {
-                return false;
+                return Class::Other;
             }
             let payload_len = u16::from_be_bytes([header[4], header[5]]) as u32;
             let ports = [header[40], header[41], header[42], header[43]];
-            is_dns_transport(skb, l4_proto, IPV6_HEADER_LEN, payload_len, ports)
+            classify_transport(skb, l4_proto, IPV6_HEADER_LEN, payload_len, ports, egress)
         }
-        _ => false,
+        _ => Class::Other,
     }
 }
 
 #[inline(always)]
-fn is_dns_transport(
+fn classify_transport(
     skb: *mut __sk_buff,
     l4_proto: u8,
     l4_offset: u32,
     l4_len: u32,
     ports: [u8; 4],
-) -> bool {
+    egress: bool,
+) -> Class {
     let src = u16::from_be_bytes([ports[0], ports[1]]);
     let dst = u16::from_be_bytes([ports[2], ports[3]]);
-    if src != DNS_PORT && dst != DNS_PORT {
-        return false;
+    let dns = src == DNS_PORT || dst == DNS_PORT;
+    if dns && l4_proto == IPPROTO_UDP {
+        return Class::Dns;
     }
-    if l4_proto == IPPROTO_UDP {
-        return true;
+    if l4_proto != IPPROTO_TCP {
+        return Class::Other;
+    }
+    let server_port = if egress { dst } else { src };
+    if !dns && !db::is_watched(server_port) {
+        return Class::Other;
     }
     // TCP: only segments that carry bytes. Handshakes and bare ACKs say
-    // nothing about DNS.
+    // nothing about DNS or about a database conversation.
     let Some([data_offset]) = load::<1>(skb, l4_offset + 12) else {
-        return false;
+        return Class::Other;
     };
-    l4_len > ((data_offset >> 4) as u32) * 4
+    if l4_len <= ((data_offset >> 4) as u32) * 4 {
+        Class::Other
+    } else if dns {
+        Class::Dns
+    } else {
+        Class::DbSegment
+    }
 }
 
 /// Reads `N` bytes at the start of the packet's linear area. The caller has
@@ -139,7 +169,7 @@ unsafe fn read_in_place<const N: usize>(data: usize) -> [u8; N] {
 /// Copies `N` bytes at `offset` through `bpf_skb_load_bytes`, which also
 /// reaches paged skb data.
 #[inline(always)]
-fn load<const N: usize>(skb: *mut __sk_buff, offset: u32) -> Option<[u8; N]> {
+pub(crate) fn load<const N: usize>(skb: *mut __sk_buff, offset: u32) -> Option<[u8; N]> {
     let mut buf = MaybeUninit::<[u8; N]>::uninit();
     let ret = unsafe { bpf_skb_load_bytes(skb.cast(), offset, buf.as_mut_ptr().cast(), N as u32) };
     // SAFETY: the helper filled all N bytes when it returned 0.
@@ -184,13 +214,34 @@ fn capture_into<const N: usize>(
     packet_len: u32,
     captured_len: u32,
 ) {
+    record_packet::<N>(
+        skb,
+        EVENT_KIND_DNS_PACKET,
+        flags,
+        packet_len,
+        captured_len,
+        LOSS_DNS_PACKET,
+    );
+}
+
+/// Reserves a record of `kind` with an `N`-byte data area and copies the
+/// first `captured_len` packet bytes into it.
+#[inline(always)]
+pub(crate) fn record_packet<const N: usize>(
+    skb: *mut __sk_buff,
+    kind: u32,
+    flags: u32,
+    packet_len: u32,
+    captured_len: u32,
+    loss_slot: u32,
+) {
     // The caller guarantees this; restated where the verifier must see that
     // the helper's length lies in 1..=N.
     if captured_len == 0 || captured_len > N as u32 {
         return;
     }
     let Some(mut entry) = EVENTS.reserve::<DnsPacketEvent<N>>(0) else {
-        count_loss(LOSS_DNS_PACKET);
+        count_loss(loss_slot);
         return;
     };
     let event = entry.as_mut_ptr();
@@ -198,11 +249,11 @@ fn capture_into<const N: usize>(
         let data = core::ptr::addr_of_mut!((*event).data);
         if bpf_skb_load_bytes(skb.cast(), 0, data.cast(), captured_len) != 0 {
             entry.discard(0);
-            count_loss(LOSS_DNS_PACKET);
+            count_loss(loss_slot);
             return;
         }
         core::ptr::addr_of_mut!((*event).header).write(DnsPacketHeader {
-            kind: EVENT_KIND_DNS_PACKET,
+            kind,
             flags,
             // Tick resolution (4 ms at HZ=250) is plenty to place a DNS
             // message in time, and the precise clock costs as much as the

@@ -1,11 +1,13 @@
 //! pinwatch's kernel side: DNS packet capture on the cgroup v2 root
 //! (cgroup_skb ingress/egress) and TCP connects to watched ports
-//! (cgroup/connect4, cgroup/connect6). Every program allows the traffic it
-//! sees; enforcement is decided elsewhere.
+//! (cgroup/connect4, cgroup/connect6). The DNS programs allow every packet;
+//! the connect hooks refuse connects to enforced ports whose address is not
+//! pinned (`mode = "block"`), and allow everything else.
 #![no_std]
 #![no_main]
 
 mod connect;
+mod db;
 mod dns;
 mod maps;
 

@@ -1,8 +1,8 @@
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
-use pinwatch_common::{LOSS_SLOTS, PortPolicy};
+use pinwatch_common::{DbFlow, LOSS_SLOTS, PIN_MAX_ENTRIES, PinKeyV4, PinKeyV6, PortPolicy};
 
 /// All records, in the order they were reserved.
 #[map]
@@ -11,6 +11,27 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(4 << 20, 0);
 /// Ports whose connects are reported; filled by the daemon from the config.
 #[map]
 pub static WATCHED_PORTS: HashMap<u16, PortPolicy> = HashMap::with_max_entries(1024, 0);
+
+/// `WATCHED_PORTS` as a bitmap (bit `port % 64` of word `port / 64`), for
+/// the packet hooks: an array lookup is inlined by the verifier and costs a
+/// load, where a hash lookup on every TCP packet of the host would not.
+#[map]
+pub static WATCHED_PORT_BITS: Array<u64> = Array::with_max_entries(1024, 0);
+
+/// Segments captured so far per connection to a watched port, keyed by the
+/// client socket's cookie; least recently used connections are forgotten.
+#[map]
+pub static DB_FLOWS: LruHashMap<u64, DbFlow> = LruHashMap::with_max_entries(16_384, 0);
+
+/// Pinned IPv4 sets of the enforced ports, keyed by (port, address prefix);
+/// filled by the daemon. A connect to an enforced port whose address matches
+/// no entry for that port is refused.
+#[map]
+pub static PINNED_V4: LpmTrie<PinKeyV4, u32> = LpmTrie::with_max_entries(PIN_MAX_ENTRIES, 0);
+
+/// [`PINNED_V4`] for IPv6 destinations (IPv4-mapped ones go to `PINNED_V4`).
+#[map]
+pub static PINNED_V6: LpmTrie<PinKeyV6, u32> = LpmTrie::with_max_entries(PIN_MAX_ENTRIES, 0);
 
 /// Failed ring-buffer reservations per CPU, indexed by `LOSS_*`.
 #[map]

@@ -14,6 +14,7 @@ pub enum Event {
     Loss(LossEvent),
     /// A configuration reload was refused (from the daemon, not the kernel).
     ReloadFailed(ReloadFailure),
+    DbSegment(DbSegmentEvent),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -53,6 +54,41 @@ pub struct ConnectEvent {
     pub timestamp: SystemTime,
     pub process: Process,
     pub destination: SocketAddr,
+    /// What the kernel answered the connect.
+    pub action: ConnectAction,
+    /// The connecting socket's cookie: ties the connection's first bytes
+    /// ([`DbSegmentEvent`]) to this process. 0 when unknown.
+    pub socket_cookie: u64,
+}
+
+/// One of the first TCP segments with payload of a connection to a watched
+/// database port, seen on the client's socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbSegmentEvent {
+    pub timestamp: SystemTime,
+    /// Egress: client → server. Ingress: server → client.
+    pub direction: Direction,
+    /// The client's endpoint.
+    pub client: SocketAddr,
+    /// The database's endpoint.
+    pub server: SocketAddr,
+    pub socket_cookie: u64,
+    /// The first bytes of the segment's payload (the kernel copies the first
+    /// 256 bytes of the packet, headers included).
+    pub payload: Vec<u8>,
+    /// The payload continued past what was copied.
+    pub cut_short: bool,
+}
+
+/// The kernel's verdict on a connect: refused only on a port some
+/// `mode = "block"` database watches, to an address no database on the port
+/// pins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectAction {
+    Allowed,
+    /// connect(2) failed with EPERM.
+    Blocked,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -97,6 +133,9 @@ pub enum LossOrigin {
     KernelDnsPacket,
     /// The ring buffer was full when a connect was to be recorded.
     KernelConnect,
+    /// The ring buffer was full when a database connection's opening bytes
+    /// were to be recorded.
+    KernelDbSegment,
     /// A record arrived from the kernel that could not be decoded.
     Undecodable,
 }

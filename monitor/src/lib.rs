@@ -12,5 +12,7 @@ pub mod decode;
 pub mod detector;
 pub mod event;
 pub mod kernel;
+pub mod learn;
 pub mod metrics;
+pub mod replay;
 pub mod status;

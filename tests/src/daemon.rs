@@ -22,6 +22,8 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 const READY_LINE: &str = "pinwatch ready";
 /// How long a reload may take to be logged after SIGHUP.
 pub const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// The journald sink's test hook: the socket it sends to.
+const JOURNAL_SOCKET_ENV: &str = "PINWATCH_JOURNAL_SOCKET";
 const RELOADED_LINE: &str = "configuration reloaded";
 const RELOAD_FAILED_LINE: &str = "configuration reload failed";
 
@@ -48,6 +50,8 @@ pub struct Database {
     pub hostnames: Vec<String>,
     pub ports: Vec<u16>,
     pub pinned: Vec<String>,
+    /// `mode`; left out (monitor) when `None`.
+    pub mode: Option<String>,
 }
 
 impl Database {
@@ -57,7 +61,14 @@ impl Database {
             hostnames: hostnames.iter().map(|s| (*s).to_owned()).collect(),
             ports: ports.to_vec(),
             pinned: pinned.iter().map(|s| (*s).to_owned()).collect(),
+            mode: None,
         }
+    }
+
+    /// The same database with `mode = mode` ("monitor" or "block").
+    pub fn with_mode(mut self, mode: &str) -> Database {
+        self.mode = Some(mode.to_owned());
+        self
     }
 }
 
@@ -77,12 +88,16 @@ impl DaemonConfig {
             let ports: Vec<String> = db.ports.iter().map(u16::to_string).collect();
             let _ = write!(
                 toml,
-                "[[database]]\nname = {}\nhostnames = {}\nports = [{}]\npinned = {}\n\n",
+                "[[database]]\nname = {}\nhostnames = {}\nports = [{}]\npinned = {}\n",
                 quote(&db.name),
                 quote_list(&db.hostnames),
                 ports.join(", "),
                 quote_list(&db.pinned),
             );
+            if let Some(mode) = &db.mode {
+                let _ = writeln!(toml, "mode = {}", quote(mode));
+            }
+            toml.push('\n');
         }
         if !self.trusted_resolvers.is_empty() {
             let resolvers: Vec<String> = self
@@ -196,6 +211,15 @@ impl Daemon {
         Daemon::launch(&pinwatch_bin(), config, &[], None, settings)
     }
 
+    /// [`Daemon::start`] with `[alerts] sink = "journald"` writing to the
+    /// fake journal listening at `socket` (`crate::FakeJournal`), through
+    /// the sink's test hook `PINWATCH_JOURNAL_SOCKET`. The alert file stays
+    /// empty.
+    pub fn start_with_journal(config: &DaemonConfig, socket: &Path) -> Daemon {
+        let env = [(JOURNAL_SOCKET_ENV, socket.as_os_str())];
+        Daemon::launch(&pinwatch_bin(), config, &env, None, &Settings::default())
+    }
+
     fn launch(
         bin: &Path,
         config: &DaemonConfig,
@@ -213,7 +237,17 @@ impl Daemon {
             let table = format!("[control]\ngroup = {}\n", quote(group));
             config_text = config_text.replacen("[control]\n", &table, 1);
         }
-        let config_text = settings.apply(&config_text);
+        let mut config_text = settings.apply(&config_text);
+        if env.iter().any(|(name, _)| *name == JOURNAL_SOCKET_ENV) {
+            config_text = config_text.replacen(
+                &format!(
+                    "sink = \"file\"\npath = {}\n",
+                    quote(&alerts_path.to_string_lossy())
+                ),
+                "sink = \"journald\"\n",
+                1,
+            );
+        }
         fs::write(&config_path, &config_text).expect("write the daemon's config");
 
         let mut cmd = Command::new(bin);
@@ -394,6 +428,15 @@ impl Daemon {
                 }
             }
         }
+    }
+
+    /// SIGKILL, as a crash or the OOM killer would end it: no shutdown path
+    /// runs. Waits for the exit and returns its status; later calls and
+    /// Drop do nothing.
+    pub fn kill(&mut self) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = child.kill();
+        Some(child.wait().expect("wait for the killed daemon"))
     }
 
     /// Everything useful for a failure message.

@@ -18,11 +18,18 @@ mod connect;
 mod daemon;
 mod dig;
 mod dnsmasq;
+mod flask_app;
+mod journal;
 mod lab;
+mod learn;
 mod netns;
+mod postgres;
+mod resolv;
 mod scenario;
 mod siem;
+mod stack;
 mod status;
+mod tls;
 
 pub use alerts::{
     AlertLog, assert_ecs_base, assert_unique_event_ids, field, ip_field, ip_list_field, lines,
@@ -33,14 +40,23 @@ pub use connect::{Connect, connect};
 pub use daemon::{Daemon, DaemonConfig, Database, pinwatch_bin};
 pub use dig::{Answer, DigResult, dig, try_dig};
 pub use dnsmasq::{DnsRecords, Dnsmasq};
+pub use flask_app::{APP_PORT, AppSettings, FlaskApp, HttpResponse};
+pub use journal::{FakeJournal, JournalEntry};
 pub use lab::{CLIENT_V4, CLIENT_V6, DNS_V4, DNS_V6, Lab};
+pub use learn::{LearnRun, check_config, learn};
 pub use netns::{NS_PREFIX, NetNs, pwt_namespaces, reap_stale_namespaces};
+pub use postgres::{PG_BIN, PG_DATABASE, PG_PASSWORD, PG_PORT, PG_USER, Postgres};
+pub use resolv::ResolvConf;
 pub use scenario::{
     ALERT_TIMEOUT, Fixture, SENTINEL_DB, SENTINEL_HOST, SENTINEL_IP, SENTINEL_PORT, is_sentinel,
     without_sentinel,
 };
 pub use siem::{Scrape, Settings, free_loopback_addr, http, scrape};
+pub use stack::{
+    ATTACKER_DB, ATTACKER_ROW, DbAnswer, GENUINE_DB, GENUINE_ROW, STACK_DB, STACK_HOST, Stack,
+};
 pub use status::{NOBODY, StatusRun, StatusUser, TestGroup, status};
+pub use tls::{ServerCert, ca_signed, self_signed};
 
 use std::time::{Duration, Instant};
 

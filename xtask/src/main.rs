@@ -2,6 +2,7 @@
 //! benchmarks. Plain `cargo build` stays the way to build.
 mod bench;
 mod demo;
+mod fuzz;
 mod setup;
 mod shell;
 mod test;
@@ -34,6 +35,16 @@ enum Command {
     /// Set up, build pinwatch and show it catching a forged DNS answer in a
     /// lab of network namespaces (root); removes everything it created.
     Demo,
+    /// Run the cargo-fuzz targets in fuzz/ (nightly; installs cargo-fuzz if
+    /// missing): each for --seconds, or 20 s with --smoke.
+    Fuzz {
+        /// The short bounded run that `cargo xtask test` does.
+        #[arg(long)]
+        smoke: bool,
+        /// Seconds per target (the long run: an hour each).
+        #[arg(long, default_value_t = 3600)]
+        seconds: u32,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -53,6 +64,9 @@ fn main() -> anyhow::Result<()> {
         Command::Bench => {
             setup::run()?;
             bench::run()
+        }
+        Command::Fuzz { smoke, seconds } => {
+            fuzz::run(if smoke { fuzz::SMOKE_SECONDS } else { seconds })
         }
         Command::Demo => {
             setup::run()?;

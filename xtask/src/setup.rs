@@ -6,7 +6,7 @@ use crate::shell;
 
 /// Debian packages and a file each installs, to tell whether it is there.
 /// dnsmasq-base, not dnsmasq: the latter starts a system resolver on port 53.
-const PACKAGES: [(&str, &str); 7] = [
+const PACKAGES: &[(&str, &str)] = &[
     ("dnsmasq-base", "/usr/sbin/dnsmasq"),
     ("bind9-dnsutils", "/usr/bin/dig"),
     ("iproute2", "/usr/sbin/ip"),
@@ -15,6 +15,14 @@ const PACKAGES: [(&str, &str); 7] = [
     ("procps", "/usr/bin/pgrep"),
     // systemd-analyze verifies dist/pinwatch.service in the tests.
     ("systemd", "/usr/bin/systemd-analyze"),
+    // tests/tests/replay.rs captures the lab's traffic with tcpdump.
+    ("tcpdump", "/usr/bin/tcpdump"),
+    // The real stack in tests/tests/stack.rs: PostgreSQL 15 with TLS
+    // (certificates made with openssl) and a Flask app using psycopg2.
+    ("postgresql", "/usr/lib/postgresql/15/bin/postgres"),
+    ("openssl", "/usr/bin/openssl"),
+    ("python3-flask", "/usr/lib/python3/dist-packages/flask/__init__.py"),
+    ("python3-psycopg2", "/usr/lib/python3/dist-packages/psycopg2/__init__.py"),
 ];
 
 const BPF_LINKER_VERSION: &str = "0.10.2";

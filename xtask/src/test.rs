@@ -22,6 +22,8 @@ pub fn run() -> anyhow::Result<()> {
         "xtask",
     ];
     let mut output = shell::cargo_tee(&unit)?;
+    // Parsers of hostile input must not crash: a short bounded fuzz run.
+    crate::fuzz::run(crate::fuzz::SMOKE_SECONDS)?;
     let kernel = [
         "test",
         "--package",

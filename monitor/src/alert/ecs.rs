@@ -5,7 +5,7 @@ use std::{net::SocketAddr, time::SystemTime};
 use serde_json::{Map, Value, json};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
-use super::Alert;
+use super::{Alert, Rule};
 use crate::event::Transport;
 
 pub const ECS_VERSION: &str = "8.11.0";
@@ -66,7 +66,8 @@ pub fn encode(alert: &Alert, agent: &AgentInfo, event_id: &str) -> String {
         json!({
             "kind": "alert",
             "category": ["network"],
-            "type": ["info"],
+            // ECS's network event types: a refused connect is `denied`.
+            "type": [if alert.rule == Rule::DbConnectBlocked { "denied" } else { "info" }],
             "action": alert.rule.id(),
             "severity": alert.rule.severity(),
             "id": event_id,
@@ -94,7 +95,8 @@ pub fn encode(alert: &Alert, agent: &AgentInfo, event_id: &str) -> String {
         json!({ "name": "pinwatch", "type": "pinwatch", "version": agent.version }),
     );
 
-    if let Some(process) = &alert.process {
+    // pid 0 stands for an unknown process (a connect seen in a capture).
+    if let Some(process) = alert.process.as_ref().filter(|p| p.pid != 0) {
         doc.insert(
             "process".into(),
             json!({ "pid": process.pid, "name": process.name, "thread": { "id": process.tid } }),
@@ -178,6 +180,22 @@ pub fn encode(alert: &Alert, agent: &AgentInfo, event_id: &str) -> String {
     }
     if let Some(repeats) = &alert.repeats {
         pinwatch.insert("repeats".into(), json!({ "count": repeats.count }));
+    }
+    if !alert.stale_programs.is_empty() {
+        pinwatch.insert("stale_programs".into(), json!(alert.stale_programs));
+    }
+    if let Some(session) = &alert.db_session {
+        // `user.*` is the OS user of the process; the database login is
+        // pinwatch's own field.
+        pinwatch.insert(
+            "db".into(),
+            json!({
+                "user": session.user,
+                "name": session.database,
+                "application": session.application,
+                "tls_refused_by_server": session.tls_refused_by_server,
+            }),
+        );
     }
     if !pinwatch.is_empty() {
         doc.insert("pinwatch".into(), Value::Object(pinwatch));

@@ -4,6 +4,7 @@
 //! never pass through `tracing`.
 mod ecs;
 pub mod fold;
+pub mod journald;
 mod rule;
 pub mod sink;
 
@@ -40,6 +41,21 @@ pub struct Alert {
     pub lost: Option<LostEvents>,
     /// Set on a summary line of the alert stream: the repeats folded into it.
     pub repeats: Option<Repeats>,
+    /// For `stale-programs-removed`: the programs detached at start.
+    pub stale_programs: Vec<StaleProgramRef>,
+    /// For `plaintext-db-connection`: what the client sent in the clear.
+    pub db_session: Option<DbSession>,
+}
+
+/// The names a PostgreSQL-wire StartupMessage carried in the clear (never a
+/// password: the StartupMessage has none, and nothing after it is read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbSession {
+    pub user: Option<String>,
+    pub database: Option<String>,
+    pub application: Option<String>,
+    /// The client asked for TLS, the server refused, and the client went on.
+    pub tls_refused_by_server: bool,
 }
 
 impl Alert {
@@ -60,6 +76,8 @@ impl Alert {
             unexpected_ips: Vec::new(),
             lost: None,
             repeats: None,
+            stale_programs: Vec::new(),
+            db_session: None,
         }
     }
 }
@@ -86,6 +104,19 @@ pub struct DnsAnswer {
 pub struct LostEvents {
     pub count: u64,
     pub origin: crate::event::LossOrigin,
+}
+
+/// A pinwatch program found attached at start with no process behind it
+/// (`pinwatch.stale_programs`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StaleProgramRef {
+    pub name: String,
+    pub id: u32,
+    /// The hook: `cgroup/connect4`, `cgroup_skb/ingress`…
+    pub kind: String,
+    /// The link it was attached by; absent when attached without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link_id: Option<u32>,
 }
 
 /// Detections of one alert key that the dedup window folded into one line

@@ -8,7 +8,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use super::{AgentInfo, Alert, encode};
+use super::{
+    AgentInfo, Alert, encode,
+    journald::{Journal, JournalError},
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
@@ -16,14 +19,18 @@ pub enum SinkError {
     Open { path: PathBuf, source: io::Error },
     #[error("cannot write alert to {target}: {source}")]
     Write { target: String, source: io::Error },
-    #[error(
-        "the journald alert sink is not available in this build; use sink = \"stdout\" or \"file\""
-    )]
-    JournaldUnavailable,
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
+
+/// Where the lines go: a byte stream, or journald entries.
+enum Output {
+    Stream(Box<dyn Write + Send>),
+    Journal(Journal),
 }
 
 pub struct AlertWriter {
-    out: Box<dyn Write + Send>,
+    out: Output,
     target: String,
     agent: AgentInfo,
     line: Vec<u8>,
@@ -32,7 +39,7 @@ pub struct AlertWriter {
 impl AlertWriter {
     pub fn stdout(agent: AgentInfo) -> AlertWriter {
         AlertWriter {
-            out: Box::new(io::stdout()),
+            out: Output::Stream(Box::new(io::stdout())),
             target: "stdout".into(),
             agent,
             line: Vec::new(),
@@ -55,7 +62,7 @@ impl AlertWriter {
             .open(path)
             .map_err(open_error)?;
         Ok(AlertWriter {
-            out: Box::new(file),
+            out: Output::Stream(Box::new(file)),
             target: path.display().to_string(),
             agent,
             line: Vec::new(),
@@ -65,25 +72,40 @@ impl AlertWriter {
     /// Any writer; for tests and for `pinwatch replay`.
     pub fn to_writer(out: Box<dyn Write + Send>, agent: AgentInfo) -> AlertWriter {
         AlertWriter {
-            out,
+            out: Output::Stream(out),
             target: "writer".into(),
             agent,
             line: Vec::new(),
         }
     }
 
+    /// One journal entry per alert, to journald's socket
+    /// (`alert::journald`).
+    pub fn journald(agent: AgentInfo) -> Result<AlertWriter, SinkError> {
+        let journal = Journal::open_default()?;
+        Ok(AlertWriter {
+            target: format!("journald ({})", journal.path().display()),
+            out: Output::Journal(journal),
+            agent,
+            line: Vec::new(),
+        })
+    }
+
     /// Writes one alert as one line (a single write call, so concurrent
-    /// readers never see half a line) and flushes it.
+    /// readers never see half a line) and flushes it; for journald, as one
+    /// entry.
     pub fn write(&mut self, alert: &Alert) -> Result<(), SinkError> {
         let event_id = uuid::Uuid::new_v4().to_string();
-        self.line.clear();
-        self.line
-            .extend_from_slice(encode(alert, &self.agent, &event_id).as_bytes());
-        self.line.push(b'\n');
-        let result = self
-            .out
-            .write_all(&self.line)
-            .and_then(|()| self.out.flush());
+        let encoded = encode(alert, &self.agent, &event_id);
+        let result = match &mut self.out {
+            Output::Journal(journal) => journal.send(&encoded),
+            Output::Stream(out) => {
+                self.line.clear();
+                self.line.extend_from_slice(encoded.as_bytes());
+                self.line.push(b'\n');
+                out.write_all(&self.line).and_then(|()| out.flush())
+            }
+        };
         result.map_err(|source| SinkError::Write {
             target: self.target.clone(),
             source,

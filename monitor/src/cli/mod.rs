@@ -1,5 +1,7 @@
 //! The command line: one module per subcommand.
 mod check_config;
+mod learn;
+mod replay;
 mod run;
 mod status;
 
@@ -28,6 +30,10 @@ enum Command {
     CheckConfig(ConfigArg),
     /// Ask the running daemon for its state (exit 0 healthy, 1 degraded or an alert in the last 15 minutes, 2 unreachable).
     Status(status::StatusArgs),
+    /// Run the daemon's decoder and detector over a pcap/pcapng capture; alerts as NDJSON on stdout (exit 0 ran, 1 alerts raised, 2 bad input).
+    Replay(replay::ReplayArgs),
+    /// Watch the DNS answers for some hostnames for a while and print the [[database]] TOML that would pin them; changes no file (exit 0 printed, 2 bad input, 3 kernel or privileges).
+    Learn(learn::LearnArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -50,6 +56,8 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(&args.config),
         Command::CheckConfig(args) => check_config::check_config(&args.config),
         Command::Status(args) => status::status(&args),
+        Command::Replay(args) => replay::replay(&args),
+        Command::Learn(args) => learn::learn(&args),
     }
 }
 

@@ -46,7 +46,7 @@ pub fn run(path: &Path) -> ExitCode {
 }
 
 /// Resolves on the first SIGINT or SIGTERM.
-fn termination() -> std::io::Result<impl Future<Output = ()>> {
+pub(super) fn termination() -> std::io::Result<impl Future<Output = ()>> {
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
     Ok(async move {

@@ -23,6 +23,8 @@ use sha2::{Digest, Sha256};
 pub use error::{ConfigError, HostnameFault, Problem};
 pub use host::{HostDefaults, RESOLV_CONF_PATH, parse_resolv_conf};
 pub use net::LOOPBACK_STUBS;
+// `pinwatch learn --hostname` takes names under the same rules as the file.
+pub(crate) use net::normalize_hostname;
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/pinwatch/pinwatch.toml";
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/pinwatch/pinwatch.sock";

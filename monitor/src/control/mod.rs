@@ -12,5 +12,7 @@ mod protocol;
 mod server;
 
 pub use client::{ClientError, REPLY_TIMEOUT, StatusReply, request_status};
-pub use protocol::{MAX_REPLY, MAX_REQUEST, REQUEST_DEADLINE, Request};
+pub use protocol::{
+    MAX_REPLY, MAX_REQUEST, REQUEST_DEADLINE, Request, RequestError, parse_request,
+};
 pub use server::{ControlError, ControlHandle, ControlServer};

@@ -54,7 +54,7 @@ pub(super) fn run(
     Ok(())
 }
 
-fn emit(writer: &mut AlertWriter, shared: &Shared, alert: &Alert) {
+pub(super) fn emit(writer: &mut AlertWriter, shared: &Shared, alert: &Alert) {
     let written = writer.write(alert);
     let stream = &shared.alert_stream;
     stream.lines.fetch_add(1, Ordering::Relaxed);

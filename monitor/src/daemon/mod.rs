@@ -4,6 +4,7 @@ mod detect;
 mod notify;
 mod privileges;
 mod reload;
+mod stale;
 mod state;
 
 pub use state::Shared;
@@ -17,12 +18,12 @@ use crate::{
         AgentInfo,
         sink::{AlertWriter, SinkError},
     },
-    config::{AlertSink, Config, Mode},
+    config::{AlertSink, Config},
     control::{ControlError, ControlServer},
     decode::Clock,
     detector::Detector,
     kernel::{
-        self, KernelError, Probes,
+        self, KernelError, Policy, Probes,
         source::{KernelSource, SourceError, SourceStats},
     },
     metrics::{self, MetricsError},
@@ -43,16 +44,14 @@ pub enum DaemonError {
     Source(#[from] SourceError),
     #[error("the detector thread failed: {0}")]
     Detector(String),
-    #[error(
-        "{key} = {value}: not supported by this version of pinwatch yet; refusing to start rather than run without it"
-    )]
-    Unsupported { key: String, value: String },
     #[error(transparent)]
     Control(#[from] ControlError),
     #[error("cannot install the SIGHUP handler for reloads: {0}")]
     Signal(#[source] std::io::Error),
     #[error(transparent)]
     Metrics(#[from] MetricsError),
+    #[error(transparent)]
+    Stale(#[from] kernel::stale::StaleError),
 }
 
 impl DaemonError {
@@ -62,8 +61,8 @@ impl DaemonError {
     pub fn exit_code(&self) -> u8 {
         match self {
             DaemonError::Kernel(_) => 3,
-            DaemonError::Sink(SinkError::Open { .. } | SinkError::JournaldUnavailable)
-            | DaemonError::Unsupported { .. }
+            DaemonError::Stale(error) => error.exit_code(),
+            DaemonError::Sink(SinkError::Open { .. } | SinkError::Journal(_))
             | DaemonError::Control(_)
             | DaemonError::Metrics(_) => 2,
             _ => 1,
@@ -74,7 +73,6 @@ impl DaemonError {
 /// Runs until `shutdown` resolves. Programs are detached when this returns,
 /// whether it returns with an error or not.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
-    refuse_unsupported(&config)?;
     let supervisor = reload::Supervisor::install()?;
     let writer = open_sink(&config)?;
     let metrics_listener = match config.metrics {
@@ -86,7 +84,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     // fail first and hide the message that names the missing capability.
     let control = ControlServer::bind(&config.control)?;
     let cgroup_root = kernel::find_cgroup2_root()?;
-    let mut probes = Probes::attach(&cgroup_root, &config.watched_ports())?;
+    // Before attaching, so this daemon's own programs are not in the way.
+    let stale_alert = stale::check(&cgroup_root)?;
+    let policy = Policy::from_config(&config);
+    let mut probes = Probes::attach_with_policy(&cgroup_root, &policy)?;
     let (ring, lost) = probes.take_event_maps()?;
     let stats = Arc::new(SourceStats::default());
     let source = KernelSource::new(ring, lost, Clock::from_system(), stats.clone())?;
@@ -106,6 +107,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     // Dropped on every return path: stops serving, removes the socket file.
     let _control = control.spawn(shared.clone());
     let _metrics = metrics_listener.map(|listener| metrics::spawn(listener, shared.clone()));
+    let writer = stale::report(stale_alert, writer, &shared);
     let (events_tx, events_rx) = mpsc::channel(PIPELINE_DEPTH);
     let detector_thread = {
         let shared = shared.clone();
@@ -120,6 +122,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         programs = probes.programs().len(),
         databases = config.databases.len(),
         ports = ?config.watched_ports(),
+        enforced = ?policy.enforced_ports(),
         "pinwatch ready"
     );
     notify::ready(&reload::status_line(&config));
@@ -133,6 +136,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     notify::stopping();
     // Detach before waiting for the detector to finish its backlog.
     drop(probes);
+    log_enforcement_stopped(&shared.config());
     let detected = detector_thread
         .join()
         .map_err(|_| DaemonError::Detector("panicked".into()))?;
@@ -140,17 +144,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     detected
 }
 
-/// Settings the contract defines but this version cannot honour yet. An
-/// operator who asks for enforcement must not get a daemon that silently
-/// does not enforce.
-fn refuse_unsupported(config: &Config) -> Result<(), DaemonError> {
-    if let Some(database) = config.databases.iter().find(|db| db.mode == Mode::Block) {
-        return Err(DaemonError::Unsupported {
-            key: format!("database \"{}\" mode", database.name),
-            value: "\"block\"".into(),
-        });
+/// Detaching the connect hooks ends enforcement: from here until pinwatch
+/// runs again no connect is refused (fail-open, as after a crash; README
+/// "Enforcement"). Said out loud so the log shows when protection stopped.
+fn log_enforcement_stopped(config: &Config) {
+    let enforced = Policy::from_config(config).enforced_ports();
+    if !enforced.is_empty() {
+        tracing::warn!(
+            ports = ?enforced,
+            "enforcement stopped: connects to these ports are no longer refused until pinwatch runs again"
+        );
     }
-    Ok(())
 }
 
 fn open_sink(config: &Config) -> Result<AlertWriter, SinkError> {
@@ -158,6 +162,6 @@ fn open_sink(config: &Config) -> Result<AlertWriter, SinkError> {
     match &config.alerts.sink {
         AlertSink::Stdout => Ok(AlertWriter::stdout(agent)),
         AlertSink::File(path) => AlertWriter::file(path, agent),
-        AlertSink::Journald => Err(SinkError::JournaldUnavailable),
+        AlertSink::Journald => AlertWriter::journald(agent),
     }
 }

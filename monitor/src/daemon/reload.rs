@@ -1,6 +1,7 @@
 //! SIGHUP: re-read the configuration and validate it whole, then swap the
-//! kernel's watched ports, the detector's pinned sets and the configuration
-//! that status reports, together, under the detector lock. A refused file
+//! kernel's watched ports and enforcement (`mode`, the pinned sets of the
+//! enforced ports), the detector's pinned sets and the configuration that
+//! status reports, together, under the detector lock. A refused file
 //! changes nothing: the old configuration stays in force, a
 //! `config-reload-failed` alert goes down the pipeline like every other
 //! alert, and stderr says why.
@@ -12,11 +13,11 @@ use tokio::{
     time::{Interval, MissedTickBehavior},
 };
 
-use super::{DaemonError, Shared, notify, refuse_unsupported};
+use super::{DaemonError, Shared, notify};
 use crate::{
     config::{AlertSink, Config, ConfigError},
     event::{Event, ReloadFailure},
-    kernel::{KernelError, Probes},
+    kernel::{KernelError, Policy, Probes},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -25,8 +26,6 @@ pub enum ReloadError {
     NoFile,
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error(transparent)]
-    Unsupported(Box<DaemonError>),
     #[error(
         "{key} changed from {old} to {new}: pinwatch applies it only at start; restart pinwatch to change it, or put the old value back"
     )]
@@ -111,6 +110,7 @@ async fn reload(shared: &Shared, probes: &mut Probes, events: &mpsc::Sender<Vec<
             sha256 = %config.hash,
             databases = config.databases.len(),
             ports = ?config.watched_ports(),
+            enforced = ?Policy::from_config(&config).enforced_ports(),
             "configuration reloaded"
         ),
         Err(error) => {
@@ -144,15 +144,18 @@ async fn reload(shared: &Shared, probes: &mut Probes, events: &mpsc::Sender<Vec<
 fn apply(in_force: &Config, shared: &Shared, probes: &mut Probes) -> Result<Config, ReloadError> {
     let path = in_force.path.as_deref().ok_or(ReloadError::NoFile)?;
     let config = Config::load(path)?;
-    refuse_unsupported(&config).map_err(|error| ReloadError::Unsupported(Box::new(error)))?;
     needs_restart(in_force, &config)?;
 
     let mut detector = shared.detector();
-    if let Err(error) = probes.set_watched_ports(&config.watched_ports()) {
+    if let Err(error) = probes.set_policy(&Policy::from_config(&config)) {
         // Put the kernel back in step with the configuration still in force.
-        let ports = in_force.watched_ports();
-        if let Err(restore) = probes.set_watched_ports(&ports) {
-            tracing::error!("cannot restore the watched ports {ports:?}: {restore}");
+        let policy = Policy::from_config(in_force);
+        if let Err(restore) = probes.set_policy(&policy) {
+            tracing::error!(
+                "cannot restore the watched ports {:?} (enforced {:?}): {restore}",
+                policy.ports.keys().collect::<Vec<_>>(),
+                policy.enforced_ports()
+            );
         }
         return Err(error.into());
     }
@@ -233,6 +236,15 @@ mod tests {
     fn pins_ports_and_resolvers_reload_without_restart() {
         let wider = "[[database]]\nname = \"billing\"\nhostnames = [\"billing.lab.test\"]\nports = [5432]\npinned = [\"203.0.113.0/24\"]\n[dns]\ntrusted_resolvers = [\"198.51.100.53\"]\n";
         assert_eq!(refused_key("", wider), None);
+    }
+
+    #[test]
+    fn mode_reloads_without_restart_both_ways() {
+        assert_eq!(refused_key("", "mode = \"block\"\n"), None);
+        assert_eq!(
+            refused_key("mode = \"block\"\n", "mode = \"monitor\"\n"),
+            None
+        );
     }
 
     #[test]

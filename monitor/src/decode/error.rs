@@ -50,6 +50,9 @@ pub enum DecodeError {
     #[error("connect record has unknown address family {0} (expected AF_INET 2 or AF_INET6 10)")]
     BadFamily(u32),
 
+    #[error("connect record has unknown action {0} (expected 0 allowed or 1 blocked)")]
+    BadAction(u32),
+
     #[error("DNS packet record has unknown flag bits {flags:#x}")]
     BadFlags { flags: u32 },
 

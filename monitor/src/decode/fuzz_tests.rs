@@ -82,6 +82,12 @@ fn random_records_never_panic() {
             bytes[32..36].copy_from_slice(&packet.to_ne_bytes());
             bytes[36..40].copy_from_slice(&captured.to_ne_bytes());
         }
+        if bytes.len() == size_of::<RawConnect>() && rng.below(2) == 0 {
+            // Known actions now and then (and one unknown), so connect
+            // records get past the action check.
+            let at = std::mem::offset_of!(RawConnect, action);
+            bytes[at..at + 4].copy_from_slice(&[0u32, 1, 2][rng.below(3)].to_ne_bytes());
+        }
         // At an odd address too, same bytes.
         let start = rng.below(2);
         let mut buffer = vec![0u8; start + bytes.len()];
@@ -99,6 +105,10 @@ fn random_records_never_panic() {
                 let _ = dns_events(&packet);
             }
             Ok(Record::Connect(_)) => decoded.1 += 1,
+            Ok(Record::DbSegment(packet)) => {
+                assert!(packet.ip_packet.len() <= pinwatch_common::DB_SEGMENT_BYTES);
+                let _ = crate::decode::db_segment_event(&packet);
+            }
             Err(_) => {}
         }
     }

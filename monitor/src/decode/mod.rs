@@ -14,6 +14,7 @@ mod error;
 mod packet;
 pub mod pgwire;
 mod record;
+mod segment;
 
 #[cfg(test)]
 mod fuzz_tests;
@@ -24,3 +25,4 @@ pub use clock::Clock;
 pub use error::DecodeError;
 pub use packet::{PacketMeta, dns_events, parse_ip_dns};
 pub use record::{DnsPacket, Record, decode_record};
+pub use segment::db_segment_event;

@@ -16,18 +16,22 @@ use std::{
 };
 
 use pinwatch_common::{
-    ConnectEvent as RawConnect, DNS_CAPTURE_CLASSES, DNS_FLAG_EGRESS, DNS_FLAG_TRUNCATED,
-    DnsPacketHeader as RawDnsHeader, EVENT_KIND_CONNECT, EVENT_KIND_DNS_PACKET,
+    CONNECT_ACTION_ALLOWED, CONNECT_ACTION_BLOCKED, ConnectEvent as RawConnect,
+    DNS_CAPTURE_CLASSES, DNS_FLAG_EGRESS, DNS_FLAG_TRUNCATED, DnsPacketHeader as RawDnsHeader,
+    DB_SEGMENT_BYTES, EVENT_KIND_CONNECT, EVENT_KIND_DB_SEGMENT, EVENT_KIND_DNS_PACKET,
 };
 
 use super::{Clock, DecodeError, PacketMeta};
-use crate::event::{ConnectEvent, Direction, Process};
+use crate::event::{ConnectAction, ConnectEvent, Direction, Process};
 
 /// One decoded ring-buffer record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
     Dns(DnsPacket),
     Connect(ConnectEvent),
+    /// The opening of a connection to a watched port; same shape as a DNS
+    /// packet record (`decode::db_segment_event` reads its payload).
+    DbSegment(DnsPacket),
 }
 
 /// A captured IP packet carrying DNS, before the DNS payload is parsed.
@@ -63,13 +67,17 @@ pub fn decode_record(bytes: &[u8], clock: &Clock) -> Result<Record, DecodeError>
         .first_chunk::<4>()
         .ok_or(DecodeError::MissingKind { len: bytes.len() })?;
     match RecordKind::try_from(u32::from_ne_bytes(*kind_bytes))? {
-        RecordKind::DnsPacket => dns_packet(bytes, clock).map(Record::Dns),
+        RecordKind::DnsPacket => dns_packet(bytes, clock, &DNS_CAPTURE_CLASSES, &DNS_RECORD_LENS).map(Record::Dns),
+        RecordKind::DbSegment => {
+            dns_packet(bytes, clock, &[DB_SEGMENT_BYTES], &DB_RECORD_LENS).map(Record::DbSegment)
+        }
         RecordKind::Connect => connect(&read_record(bytes)?, clock).map(Record::Connect),
     }
 }
 
 enum RecordKind {
     DnsPacket,
+    DbSegment,
     Connect,
 }
 
@@ -78,6 +86,7 @@ impl TryFrom<u32> for RecordKind {
     fn try_from(kind: u32) -> Result<Self, DecodeError> {
         match kind {
             EVENT_KIND_DNS_PACKET => Ok(RecordKind::DnsPacket),
+            EVENT_KIND_DB_SEGMENT => Ok(RecordKind::DbSegment),
             EVENT_KIND_CONNECT => Ok(RecordKind::Connect),
             other => Err(DecodeError::UnknownKind(other)),
         }
@@ -148,17 +157,24 @@ const DNS_RECORD_LENS: [usize; DNS_CAPTURE_CLASSES.len()] = {
     lens
 };
 
-/// Splits a DNS packet record into its header and its data area, whose
-/// length must be one of the capture classes.
-fn read_dns_record(bytes: &[u8]) -> Result<(RawDnsHeader, &[u8]), DecodeError> {
+/// Length of a database segment record.
+const DB_RECORD_LENS: [usize; 1] = [size_of::<RawDnsHeader>() + DB_SEGMENT_BYTES];
+
+/// Splits a packet record into its header and its data area, whose length
+/// must be one of `classes` (record lengths `record_lens`).
+fn read_dns_record<'a>(
+    bytes: &'a [u8],
+    classes: &[usize],
+    record_lens: &'static [usize],
+) -> Result<(RawDnsHeader, &'a [u8]), DecodeError> {
     let bad_len = || DecodeError::DnsRecordLen {
         len: bytes.len(),
-        expected: &DNS_RECORD_LENS,
+        expected: record_lens,
     };
     let (header, data) = bytes
         .split_at_checked(size_of::<RawDnsHeader>())
         .ok_or_else(bad_len)?;
-    if !DNS_CAPTURE_CLASSES.contains(&data.len()) {
+    if !classes.contains(&data.len()) {
         return Err(bad_len());
     }
     let header = read_prefix::<RawDnsHeader>(header).ok_or_else(bad_len)?;
@@ -188,8 +204,13 @@ impl TryFrom<u32> for DnsFlags {
     }
 }
 
-fn dns_packet(bytes: &[u8], clock: &Clock) -> Result<DnsPacket, DecodeError> {
-    let (raw, data) = read_dns_record(bytes)?;
+fn dns_packet(
+    bytes: &[u8],
+    clock: &Clock,
+    classes: &[usize],
+    record_lens: &'static [usize],
+) -> Result<DnsPacket, DecodeError> {
+    let (raw, data) = read_dns_record(bytes, classes, record_lens)?;
     let flags = DnsFlags::try_from(raw.flags)?;
     let captured = raw.captured_len as usize;
     if captured > data.len() || raw.captured_len > raw.packet_len {
@@ -227,7 +248,19 @@ impl TryFrom<u32> for Family {
     }
 }
 
+impl TryFrom<u32> for ConnectAction {
+    type Error = DecodeError;
+    fn try_from(action: u32) -> Result<Self, DecodeError> {
+        match action {
+            CONNECT_ACTION_ALLOWED => Ok(ConnectAction::Allowed),
+            CONNECT_ACTION_BLOCKED => Ok(ConnectAction::Blocked),
+            other => Err(DecodeError::BadAction(other)),
+        }
+    }
+}
+
 fn connect(raw: &RawConnect, clock: &Clock) -> Result<ConnectEvent, DecodeError> {
+    let action = ConnectAction::try_from(raw.action)?;
     let ip = match Family::try_from(raw.family)? {
         Family::Inet => {
             let [a, b, c, d, ..] = raw.daddr;
@@ -252,6 +285,8 @@ fn connect(raw: &RawConnect, clock: &Clock) -> Result<ConnectEvent, DecodeError>
             cgroup_id: raw.cgroup_id,
         },
         destination: SocketAddr::new(ip, raw.dport),
+        action,
+        socket_cookie: raw.socket_cookie,
     })
 }
 

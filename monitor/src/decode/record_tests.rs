@@ -92,8 +92,10 @@ fn raw_connect(family: u32, daddr: [u8; 16], comm: &[u8]) -> RawConnect {
         cgroup_id: 77,
         daddr,
         dport: 5432,
-        _pad: [0; 6],
+        _pad: [0; 2],
+        action: CONNECT_ACTION_ALLOWED,
         comm: [0; 16],
+        socket_cookie: 0xc00c1e,
     };
     raw.comm[..comm.len()].copy_from_slice(comm);
     raw
@@ -233,6 +235,7 @@ fn connect_record_ipv4() {
     let p = &event.process;
     assert_eq!((p.pid, p.tid, p.uid, p.gid), (4321, 4325, 1000, 100));
     assert_eq!((p.name.as_str(), p.cgroup_id), ("psql", 77));
+    assert_eq!(event.socket_cookie, 0xc00c1e);
 }
 
 #[test]
@@ -256,6 +259,29 @@ fn connect_record_ipv6_and_mapped() {
         event.destination,
         "[::ffff:192.0.2.1]:5432".parse().unwrap()
     );
+}
+
+#[test]
+fn connect_record_action() {
+    let raw = raw_connect(2, [0; 16], b"x");
+    let Record::Connect(event) = decode_both_ways(&bytes_of(&raw)).unwrap() else {
+        panic!("not connect")
+    };
+    assert_eq!(event.action, ConnectAction::Allowed);
+
+    let mut raw = raw_connect(10, [0; 16], b"x");
+    raw.action = CONNECT_ACTION_BLOCKED;
+    let Record::Connect(event) = decode_both_ways(&bytes_of(&raw)).unwrap() else {
+        panic!("not connect")
+    };
+    assert_eq!(event.action, ConnectAction::Blocked);
+
+    // Never guess at a verdict the kernel did not give.
+    raw.action = 7;
+    assert!(matches!(
+        decode_both_ways(&bytes_of(&raw)),
+        Err(DecodeError::BadAction(7))
+    ));
 }
 
 #[test]
@@ -283,21 +309,21 @@ fn record_lengths_and_kinds() {
     ));
 
     let connect = bytes_of(&raw_connect(2, [0; 16], b"x"));
-    let err = decode_both_ways(&connect[..79]).unwrap_err();
+    let err = decode_both_ways(&connect[..87]).unwrap_err();
     assert!(
         matches!(
             err,
             DecodeError::ShortRecord {
                 kind: 2,
-                len: 79,
-                expected: 80
+                len: 87,
+                expected: 88
             }
         ),
         "{err}"
     );
     assert_eq!(
         err.to_string(),
-        "kernel record of kind 2 is 79 bytes, shorter than the 80 bytes of its struct"
+        "kernel record of kind 2 is 87 bytes, shorter than the 88 bytes of its struct"
     );
     let mut long = connect.clone();
     long.push(0);
@@ -305,7 +331,7 @@ fn record_lengths_and_kinds() {
         decode_both_ways(&long),
         Err(DecodeError::LongRecord {
             kind: 2,
-            len: 81,
+            len: 89,
             ..
         })
     ));

@@ -102,7 +102,7 @@ pub(super) fn check_response(detector: &mut Detector, event: &DnsEvent) -> Vec<A
 
 /// The question name followed through CNAME records, normalized, starting
 /// with the question itself.
-fn cname_chain(question: &str, answers: &[Record]) -> Vec<String> {
+pub(crate) fn cname_chain(question: &str, answers: &[Record]) -> Vec<String> {
     let mut chain = vec![normalize_name(question)];
     for _ in 0..MAX_CNAME_DEPTH {
         let current = chain.last().expect("chain starts non-empty");
@@ -122,7 +122,10 @@ fn cname_chain(question: &str, answers: &[Record]) -> Vec<String> {
 
 /// A/AAAA addresses owned by any name of the chain, with their TTLs, and the
 /// smallest TTL; `None` when the answer has no address for the chain.
-fn addresses_of(chain: &[String], answers: &[Record]) -> Option<(u32, Vec<(IpAddr, u32)>)> {
+pub(crate) fn addresses_of(
+    chain: &[String],
+    answers: &[Record],
+) -> Option<(u32, Vec<(IpAddr, u32)>)> {
     let ips: Vec<(IpAddr, u32)> = answers
         .iter()
         .filter(|record| chain.contains(&normalize_name(&record.name().to_string())))

@@ -1,24 +1,33 @@
-//! `unexpected-db-peer`: TCP connects to watched ports, checked against the
-//! pinned sets of the databases that watch the port.
+//! TCP connects to watched ports, checked against the pinned sets of the
+//! databases that watch the port: `unexpected-db-peer` for a connect the
+//! kernel let through, `db-connect-blocked` for one it refused.
+//!
+//! The kernel refuses exactly the connects this module would call
+//! unexpected on a port where some database has `mode = "block"` (see
+//! `kernel::policy`), so a refused connect raises `db-connect-blocked`
+//! instead of, never beside, `unexpected-db-peer`.
 use ipnet::IpNet;
 
 use super::{Detector, pins::canonical_ip};
 use crate::{
     alert::{Alert, Rule},
-    event::{ConnectEvent, Transport},
+    event::{ConnectAction, ConnectEvent, Transport},
 };
 
 pub(super) fn check_connect(detector: &mut Detector, event: &ConnectEvent) -> Vec<Alert> {
     let ip = canonical_ip(event.destination.ip());
     let port = event.destination.port();
     let watching = detector.pins.databases_for_port(port);
-    if watching.is_empty()
-        || watching
-            .iter()
-            .any(|&i| detector.pins.database(i).allows(ip))
-    {
-        return Vec::new();
-    }
+    let pinned_here = watching
+        .iter()
+        .any(|&i| detector.pins.database(i).allows(ip));
+    // A refusal is a fact about the kernel, reported even when a reload
+    // since then changed the pinned sets.
+    let rule = match event.action {
+        ConnectAction::Blocked => Rule::DbConnectBlocked,
+        ConnectAction::Allowed if watching.is_empty() || pinned_here => return Vec::new(),
+        ConnectAction::Allowed => Rule::UnexpectedDbPeer,
+    };
     let domain = detector
         .recent
         .name_for(ip, event.timestamp)
@@ -40,17 +49,26 @@ pub(super) fn check_connect(detector: &mut Detector, event: &ConnectEvent) -> Ve
         Some(name) => format!(" (resolved from {name})"),
         None => String::new(),
     };
-    let message = format!(
-        "Process {} (pid {}, uid {}) connected to {ip}:{port}{via}, outside the pinned set of {}; its credentials may be going to an impostor — stop the process or confirm the address",
-        event.process.name,
-        event.process.pid,
-        event.process.uid,
-        database.as_deref().map_or_else(
-            || format!("the databases on port {port}"),
-            |name| format!("database {name}")
-        ),
+    let set = database.as_deref().map_or_else(
+        || format!("the databases on port {port}"),
+        |name| format!("database {name}"),
     );
-    let mut alert = Alert::new(event.timestamp, Rule::UnexpectedDbPeer, message);
+    let process = &event.process;
+    let message = match rule {
+        Rule::DbConnectBlocked => format!(
+            "pinwatch refused a connect by process {} (pid {}, uid {}) to {ip}:{port}{via}, outside the pinned set of {set}; the application cannot reach its database — find out why it was sent to this address (a forged DNS answer?) before adding it to the pinned set",
+            process.name, process.pid, process.uid,
+        ),
+        // pid 0 is no process: `pinwatch replay` saw only the TCP SYN.
+        _ if process.pid == 0 => format!(
+            "A client (process unknown) connected to {ip}:{port}{via}, outside the pinned set of {set}; its credentials may be going to an impostor — find the client or confirm the address",
+        ),
+        _ => format!(
+            "Process {} (pid {}, uid {}) connected to {ip}:{port}{via}, outside the pinned set of {set}; its credentials may be going to an impostor — stop the process or confirm the address",
+            process.name, process.pid, process.uid,
+        ),
+    };
+    let mut alert = Alert::new(event.timestamp, rule, message);
     alert.database = database;
     alert.process = Some(event.process.clone());
     alert.destination = Some((ip, port).into());
@@ -60,3 +78,7 @@ pub(super) fn check_connect(detector: &mut Detector, event: &ConnectEvent) -> Ve
     alert.unexpected_ips = vec![ip];
     vec![alert]
 }
+
+#[cfg(test)]
+#[path = "connect_tests.rs"]
+mod tests;

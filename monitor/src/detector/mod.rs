@@ -6,6 +6,7 @@
 mod answers;
 mod connect;
 mod pins;
+mod plaintext;
 mod recent;
 mod reconfigure;
 
@@ -14,6 +15,8 @@ use std::{collections::HashMap, net::IpAddr, time::SystemTime};
 use serde::Serialize;
 
 pub use answers::MAX_CNAME_DEPTH;
+// `pinwatch learn` follows answers exactly as the detector does.
+pub(crate) use answers::{addresses_of, cname_chain};
 pub use pins::{PinIndex, canonical_ip};
 pub use recent::RecentAnswers;
 
@@ -57,6 +60,7 @@ pub struct Detector {
     /// Keyed by normalized hostname.
     last_answers: HashMap<String, LastAnswer>,
     counters: Counters,
+    plaintext: plaintext::PlaintextTracker,
 }
 
 impl Detector {
@@ -66,6 +70,7 @@ impl Detector {
             recent: RecentAnswers::default(),
             last_answers: HashMap::new(),
             counters: Counters::default(),
+            plaintext: plaintext::PlaintextTracker::default(),
         }
     }
 
@@ -78,10 +83,12 @@ impl Detector {
             }
             Event::Connect(connect) => {
                 self.counters.connects += 1;
+                self.plaintext.connected(connect);
                 connect::check_connect(self, connect)
             }
             Event::Loss(loss) => self.loss(loss),
             Event::ReloadFailed(failure) => self.reload_failed(failure),
+            Event::DbSegment(segment) => plaintext::check_segment(self, segment),
         };
         for alert in &alerts {
             *self.counters.alerts.entry(alert.rule).or_default() += 1;
@@ -91,6 +98,12 @@ impl Detector {
 
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// Counts an alert the daemon raised itself, outside any event (stale
+    /// programs found at start), as if `observe` had returned it.
+    pub fn count_raised(&mut self, alert: &Alert) {
+        *self.counters.alerts.entry(alert.rule).or_default() += 1;
     }
 
     pub fn last_answer(&self, hostname: &str) -> Option<&LastAnswer> {

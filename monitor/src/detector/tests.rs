@@ -11,7 +11,7 @@ use hickory_proto::{
 use super::*;
 use crate::{
     config::HostDefaults,
-    event::{ConnectEvent, Direction, DnsEvent, LossOrigin, Process, Transport},
+    event::{ConnectAction, ConnectEvent, Direction, DnsEvent, LossOrigin, Process, Transport},
 };
 
 const CONFIG: &str = r#"
@@ -100,6 +100,8 @@ fn connect(destination: &str, secs: u64) -> Event {
             cgroup_id: 7,
         },
         destination: destination.parse().unwrap(),
+        action: ConnectAction::Allowed,
+        socket_cookie: 0,
     })
 }
 

@@ -1,12 +1,16 @@
 //! The kernel side as userspace sees it: checks that the host can run the
 //! programs, loading and attaching them, their maps, and the ring-buffer
 //! source.
+mod bpf_sys;
 mod cgroup;
+mod policy;
 mod preflight;
 mod probes;
 pub mod source;
+pub mod stale;
 
 pub use cgroup::find_cgroup2_root;
+pub use policy::Policy;
 pub use preflight::preflight;
 pub use probes::{Probes, ProgramStatus};
 

@@ -2,13 +2,12 @@ use std::{collections::BTreeSet, fs::File, path::Path};
 
 use aya::{
     Ebpf,
-    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    maps::{MapData, PerCpuArray, RingBuf},
     programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr},
 };
-use pinwatch_common::PortPolicy;
 use serde::Serialize;
 
-use super::{EBPF_OBJECT, KernelError};
+use super::{EBPF_OBJECT, KernelError, policy::Policy};
 
 /// What `status` reports per program.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -59,7 +58,8 @@ const PROGRAMS: [ProgramSpec; 4] = [
 ///
 /// Attachments are bpf_links owned by this process: dropping `Probes`
 /// detaches everything, and so does the kernel if the process dies, so a
-/// crash never leaves programs behind.
+/// crash never leaves programs behind — nor enforcement: once the daemon is
+/// gone, no connect is refused (fail-open, on purpose; see the README).
 pub struct Probes {
     ebpf: Ebpf,
     programs: Vec<ProgramStatus>,
@@ -78,6 +78,12 @@ impl Probes {
         cgroup_root: &Path,
         watched_ports: &BTreeSet<u16>,
     ) -> Result<Probes, KernelError> {
+        Probes::attach_with_policy(cgroup_root, &Policy::monitor(watched_ports))
+    }
+
+    /// [`Probes::attach`] with `policy` (watched ports, enforced ports and
+    /// their pinned sets) in the maps before the first program runs.
+    pub fn attach_with_policy(cgroup_root: &Path, policy: &Policy) -> Result<Probes, KernelError> {
         if EBPF_OBJECT.is_empty() {
             return Err(KernelError::NoObject);
         }
@@ -87,7 +93,7 @@ impl Probes {
             ebpf,
             programs: Vec::new(),
         };
-        probes.set_watched_ports(watched_ports)?;
+        probes.set_policy(policy)?;
         let cgroup = File::open(cgroup_root).map_err(|source| KernelError::Read {
             path: cgroup_root.into(),
             source,
@@ -143,33 +149,10 @@ impl Probes {
         Ok(())
     }
 
-    /// Replaces the set of ports whose connects are reported.
-    pub fn set_watched_ports(&mut self, ports: &BTreeSet<u16>) -> Result<(), KernelError> {
-        const MAP: &str = "WATCHED_PORTS";
-        let map_error = |detail: String| KernelError::Map { map: MAP, detail };
-        let update_error = |error: aya::maps::MapError| KernelError::MapUpdate {
-            map: MAP,
-            detail: error.to_string(),
-        };
-        let map = self
-            .ebpf
-            .map_mut(MAP)
-            .ok_or_else(|| map_error("not in the object".into()))?;
-        let mut map: HashMap<&mut MapData, u16, PortPolicy> =
-            HashMap::try_from(map).map_err(|e| map_error(e.to_string()))?;
-        let stale: Vec<u16> = map
-            .keys()
-            .filter_map(Result::ok)
-            .filter(|port| !ports.contains(port))
-            .collect();
-        for port in ports {
-            map.insert(port, PortPolicy { flags: 0 }, 0)
-                .map_err(update_error)?;
-        }
-        for port in stale {
-            map.remove(&port).map_err(update_error)?;
-        }
-        Ok(())
+    /// Replaces the watched ports and what is enforced on them; see
+    /// `policy::apply` for the order that refuses no legitimate connect.
+    pub fn set_policy(&mut self, policy: &Policy) -> Result<(), KernelError> {
+        super::policy::apply(&mut self.ebpf, policy)
     }
 
     /// Hands the ring buffer and the loss counters to the event source.

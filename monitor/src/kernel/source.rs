@@ -14,7 +14,7 @@ use std::{
 };
 
 use aya::maps::{MapData, PerCpuArray, RingBuf};
-use pinwatch_common::{LOSS_CONNECT, LOSS_DNS_PACKET};
+use pinwatch_common::{LOSS_CONNECT, LOSS_DB_SEGMENT, LOSS_DNS_PACKET};
 use tokio::{io::unix::AsyncFd, sync::mpsc};
 
 use crate::{
@@ -36,6 +36,7 @@ pub struct SourceStats {
     /// The kernel's loss counters as last read (once a second).
     pub lost_dns_packets: AtomicU64,
     pub lost_connects: AtomicU64,
+    pub lost_db_segments: AtomicU64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,7 +57,7 @@ enum Wake {
 pub struct KernelSource {
     ring: AsyncFd<RingBuf<MapData>>,
     lost: PerCpuArray<MapData, u64>,
-    lost_seen: [u64; 2],
+    lost_seen: [u64; pinwatch_common::LOSS_SLOTS as usize],
     clock: Clock,
     stats: Arc<SourceStats>,
     undecodable_reported: u64,
@@ -76,7 +77,7 @@ impl KernelSource {
         Ok(KernelSource {
             ring,
             lost,
-            lost_seen: [0; 2],
+            lost_seen: [0; pinwatch_common::LOSS_SLOTS as usize],
             clock,
             stats,
             undecodable_reported: 0,
@@ -126,6 +127,13 @@ impl KernelSource {
             self.stats.records.fetch_add(1, Ordering::Relaxed);
             match decode::decode_record(&item, &self.clock) {
                 Ok(Record::Connect(connect)) => batch.push(Event::Connect(connect)),
+                Ok(Record::DbSegment(packet)) => match decode::db_segment_event(&packet) {
+                    Ok(segment) => batch.push(Event::DbSegment(segment)),
+                    Err(error) => {
+                        self.stats.undecodable.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!("undecodable database segment: {error}");
+                    }
+                },
                 Ok(Record::Dns(packet)) => match decode::dns_events(&packet) {
                     Ok(events) => batch.extend(events.into_iter().map(Event::Dns)),
                     Err(error) => {
@@ -159,6 +167,11 @@ impl KernelSource {
                 LOSS_CONNECT,
                 LossOrigin::KernelConnect,
                 &self.stats.lost_connects,
+            ),
+            (
+                LOSS_DB_SEGMENT,
+                LossOrigin::KernelDbSegment,
+                &self.stats.lost_db_segments,
             ),
         ] {
             let total: u64 = self

@@ -64,6 +64,7 @@ impl Snapshot {
             events_lost: vec![
                 (LossOrigin::KernelDnsPacket, load(&source.lost_dns_packets)),
                 (LossOrigin::KernelConnect, load(&source.lost_connects)),
+                (LossOrigin::KernelDbSegment, load(&source.lost_db_segments)),
                 (LossOrigin::Undecodable, load(&source.undecodable)),
             ],
             kernel_records: load(&source.records),
@@ -214,6 +215,7 @@ fn origin_name(origin: LossOrigin) -> &'static str {
     match origin {
         LossOrigin::KernelDnsPacket => "kernel-dns-packet",
         LossOrigin::KernelConnect => "kernel-connect",
+        LossOrigin::KernelDbSegment => "kernel-db-segment",
         LossOrigin::Undecodable => "undecodable",
     }
 }
