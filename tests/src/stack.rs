@@ -47,6 +47,12 @@ impl Stack {
     /// Everything started and ready; the application connects with
     /// `sslmode` and pins the genuine CA (`sslrootcert`).
     pub fn start(answer: DbAnswer, sslmode: &str) -> Stack {
+        Stack::start_with_mode(answer, sslmode, "monitor")
+    }
+
+    /// [`Stack::start`] with the database pinned in `mode` ("monitor" or
+    /// "block").
+    pub fn start_with_mode(answer: DbAnswer, sslmode: &str, mode: &str) -> Stack {
         crate::require_root();
         let certs = tempfile::tempdir().expect("temp dir");
         let genuine_cert = tls::ca_signed(certs.path(), "genuine", STACK_HOST);
@@ -60,12 +66,15 @@ impl Stack {
         };
         let fx = Fixture::start(
             DnsRecords::new().host(STACK_HOST, resolved),
-            vec![Database::new(
-                STACK_DB,
-                &[STACK_HOST],
-                &[PG_PORT],
-                &[&format!("{GENUINE_DB}/32")],
-            )],
+            vec![
+                Database::new(
+                    STACK_DB,
+                    &[STACK_HOST],
+                    &[PG_PORT],
+                    &[&format!("{GENUINE_DB}/32")],
+                )
+                .with_mode(mode),
+            ],
         );
         for ip in [GENUINE_DB, ATTACKER_DB] {
             fx.lab.add_peer_address(IpAddr::V4(ip));

@@ -10,17 +10,16 @@
 use std::net::IpAddr;
 
 use pinwatch_integration_tests::{
-    ATTACKER_DB, ATTACKER_ROW, DbAnswer, GENUINE_DB, GENUINE_ROW, PG_PORT, STACK_DB, STACK_HOST,
-    Stack, assert_ecs_base, ip_field, ip_list_field, lines, require_root, str_field,
-    without_sentinel,
+    ATTACKER_DB, ATTACKER_ROW, DbAnswer, GENUINE_DB, GENUINE_ROW, PG_DATABASE, PG_PASSWORD,
+    PG_PORT, PG_USER, STACK_DB, STACK_HOST, Stack, assert_ecs_base, ip_field, ip_list_field, lines,
+    require_root, str_field, without_sentinel,
 };
 use serde_json::Value;
 
 const DNS_RULE: &str = "dns-answer-diverged";
 const PEER_RULE: &str = "unexpected-db-peer";
-/// Raised for (c) once the PostgreSQL-wire check lands; allowed there, not
-/// required by this file.
 const PLAINTEXT_RULE: &str = "plaintext-db-connection";
+const BLOCKED_RULE: &str = "db-connect-blocked";
 
 fn action(alert: &Value) -> &str {
     str_field(alert, "event.action")
@@ -76,13 +75,70 @@ fn poisoned_answer_without_tls_reads_the_attackers_row_and_is_reported() {
         "without TLS the application talks to the attacker: {}",
         response.body
     );
-    assert_attack_reported(&stack, &[DNS_RULE, PEER_RULE, PLAINTEXT_RULE]);
+    let ours = assert_attack_reported(&stack, &[DNS_RULE, PEER_RULE, PLAINTEXT_RULE]);
+    let app_pid = u64::from(stack.app.pid());
+    let plaintext = ours
+        .iter()
+        .find(|a| action(a) == PLAINTEXT_RULE && a["process"]["pid"].as_u64() == Some(app_pid))
+        .unwrap_or_else(|| panic!("no {PLAINTEXT_RULE} naming the app (pid {app_pid})"));
+    assert_eq!(
+        str_field(plaintext, "pinwatch.db.user"),
+        PG_USER,
+        "{plaintext}"
+    );
+    assert_eq!(
+        str_field(plaintext, "pinwatch.db.name"),
+        PG_DATABASE,
+        "{plaintext}"
+    );
+    assert_eq!(
+        ip_field(plaintext, "destination.ip"),
+        IpAddr::V4(ATTACKER_DB),
+        "{plaintext}"
+    );
+    assert!(
+        !plaintext.to_string().contains(PG_PASSWORD),
+        "the password never reaches the alert: {plaintext}"
+    );
+}
+
+#[test]
+fn poisoned_answer_in_block_mode_refuses_the_connect() {
+    require_root();
+    let stack = Stack::start_with_mode(DbAnswer::Poisoned, "disable", "block");
+    let response = stack.app.get(&stack.fx.lab.client, "/item");
+    assert_eq!(
+        response.status, 500,
+        "the connect is refused: {}",
+        response.body
+    );
+    let error = response.json()["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        error.contains("Operation not permitted") || error.contains("Permission denied"),
+        "psycopg2 reports the refused connect: {error}"
+    );
+    let ours = assert_attack_reported_with(&stack, &[DNS_RULE, BLOCKED_RULE], BLOCKED_RULE);
+    assert!(
+        !ours
+            .iter()
+            .any(|a| action(a) == PEER_RULE || action(a) == PLAINTEXT_RULE),
+        "a refused connect sends nothing: {ours:?}"
+    );
 }
 
 /// `dns-answer-diverged` for the forged answer and `unexpected-db-peer`
 /// naming the Flask process's pid, both for database `orders`; no rule
-/// outside `allowed`.
-fn assert_attack_reported(stack: &Stack, allowed: &[&str]) {
+/// outside `allowed`. Returns the test's own alerts.
+fn assert_attack_reported(stack: &Stack, allowed: &[&str]) -> Vec<Value> {
+    assert_attack_reported_with(stack, allowed, PEER_RULE)
+}
+
+/// As [`assert_attack_reported`], with `peer_rule` as the rule of the
+/// connect (`unexpected-db-peer`, or `db-connect-blocked` in block mode).
+fn assert_attack_reported_with(stack: &Stack, allowed: &[&str], peer_rule: &str) -> Vec<Value> {
     let all = stack.fx.sentinel();
     let ours = without_sentinel(&all);
     let context = format!("alerts:\n{}", lines(&all));
@@ -116,8 +172,8 @@ fn assert_attack_reported(stack: &Stack, allowed: &[&str]) {
     let app_pid = u64::from(stack.app.pid());
     let peer = ours
         .iter()
-        .find(|a| action(a) == PEER_RULE)
-        .unwrap_or_else(|| panic!("no {PEER_RULE}; {context}"));
+        .find(|a| action(a) == peer_rule)
+        .unwrap_or_else(|| panic!("no {peer_rule}; {context}"));
     assert_eq!(
         peer["process"]["pid"].as_u64(),
         Some(app_pid),
@@ -135,4 +191,5 @@ fn assert_attack_reported(stack: &Stack, allowed: &[&str]) {
         STACK_HOST,
         "the connect is tied to the forged answer: {peer}"
     );
+    ours
 }

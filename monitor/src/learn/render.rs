@@ -35,7 +35,10 @@ pub fn render(plan: &Plan, learner: &Learner, options: &RenderOptions) -> Render
         .ended
         .duration_since(options.started)
         .unwrap_or_default();
-    let duration = humantime::format_duration(std::time::Duration::from_secs(duration.as_secs()));
+    // Rounded to the second, as the timestamps beside it.
+    let duration = humantime::format_duration(std::time::Duration::from_secs(
+        (duration.as_millis() as u64 + 500) / 1000,
+    ));
     let _ = writeln!(
         toml,
         "# pinwatch learn: DNS answers delivered on this host from {} to {} ({duration}).",
