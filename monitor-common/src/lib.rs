@@ -10,6 +10,7 @@
 pub const EVENT_KIND_DNS_PACKET: u32 = 1;
 pub const EVENT_KIND_CONNECT: u32 = 2;
 pub const EVENT_KIND_DB_SEGMENT: u32 = 3;
+pub const EVENT_KIND_DNS_OWNER: u32 = 4;
 
 /// Packet bytes copied per DNS packet at most, counted from the IP header:
 /// the largest of [`DNS_CAPTURE_CLASSES`]. Enough for a 1232-byte DNS message
@@ -34,13 +35,39 @@ pub const DNS_CAPTURE_CLASSES: [usize; 3] = [256, 640, DNS_CAPTURE_BYTES];
 /// `DnsPacketHeader::flags` bits.
 pub const DNS_FLAG_EGRESS: u32 = 1 << 0;
 pub const DNS_FLAG_TRUNCATED: u32 = 1 << 1;
+/// Seen by the tc ingress program on a host interface, before IP
+/// reassembly and socket lookup; without it, seen on a socket (cgroup_skb).
+pub const DNS_FLAG_INTERFACE: u32 = 1 << 2;
+/// The record's data starts with a 14-byte Ethernet header (tc records);
+/// the IP packet follows it.
+pub const DNS_FLAG_ETHERNET: u32 = 1 << 3;
+/// Ethernet header length in records flagged [`DNS_FLAG_ETHERNET`].
+pub const ETHERNET_HEADER_LEN: usize = 14;
+
+/// Key of the map of fragmented UDP datagrams whose first fragment came
+/// from port 53, so their later fragments (which carry no ports) are
+/// captured too. IPv4 uses the first four bytes of each address and the
+/// 16-bit identification.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct FragmentKey {
+    pub source: [u8; 16],
+    pub destination: [u8; 16],
+    pub id: u32,
+    /// 4 or 6.
+    pub version: u32,
+}
+
+/// Fragmented DNS datagrams followed at once by the tc program.
+pub const FRAGMENT_MAX_ENTRIES: u32 = 4096;
 
 /// Indices into the per-CPU `EVENTS_LOST` array: ring-buffer reservations
 /// that failed, per record kind.
 pub const LOSS_DNS_PACKET: u32 = 0;
 pub const LOSS_CONNECT: u32 = 1;
 pub const LOSS_DB_SEGMENT: u32 = 2;
-pub const LOSS_SLOTS: u32 = 3;
+pub const LOSS_DNS_OWNER: u32 = 3;
+pub const LOSS_SLOTS: u32 = 4;
 
 /// The well-known DNS port; the kernel filter captures UDP and TCP packets
 /// from or to it.
@@ -176,10 +203,49 @@ pub const PIN_PRESENT: u32 = 1;
 /// databases on enforced ports.
 pub const PIN_MAX_ENTRIES: u32 = 16384;
 
+/// `DnsOwnerEvent::role`: a socket sending plain DNS (UDP or TCP to port 53).
+pub const OWNER_ROLE_DNS: u32 = 0;
+/// `DnsOwnerEvent::role`: a TCP connect to port 853 (DNS over TLS).
+pub const OWNER_ROLE_DOT: u32 = 1;
+/// `DnsOwnerEvent::role`: a TCP connect to port 443 of a well-known DNS over
+/// HTTPS resolver address.
+pub const OWNER_ROLE_DOH: u32 = 2;
+
+/// Which process owns a socket that talks DNS: from the cgroup sendmsg and
+/// connect hooks, once per socket (an LRU map of reported cookies), so the
+/// detector can name the process behind the cgroup_skb packets, which carry
+/// only the socket cookie.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct DnsOwnerEvent {
+    pub kind: u32,
+    /// `OWNER_ROLE_*`.
+    pub role: u32,
+    pub timestamp_ns: u64,
+    pub pid_tgid: u64,
+    pub uid_gid: u64,
+    pub cgroup_id: u64,
+    pub socket_cookie: u64,
+    /// Destination address in network byte order; IPv4 in the first four bytes.
+    pub daddr: [u8; 16],
+    /// Destination port in host byte order.
+    pub dport: u16,
+    pub _pad: [u8; 2],
+    /// `AF_INET` (2) or `AF_INET6` (10).
+    pub family: u32,
+    /// `comm` of the calling thread, NUL-padded.
+    pub comm: [u8; 16],
+}
+
+/// Sockets remembered as reported in the owner LRU map.
+pub const DNS_OWNER_MAX_ENTRIES: u32 = 16_384;
+
+const _: () = assert!(core::mem::size_of::<DnsOwnerEvent>() == 88);
 const _: () = assert!(core::mem::size_of::<DnsPacketHeader>() == 40);
 const _: () = assert!(core::mem::size_of::<ConnectEvent>() == 88);
 const _: () = assert!(core::mem::size_of::<DbSegmentEvent>() == 40 + DB_SEGMENT_BYTES);
 const _: () = assert!(core::mem::size_of::<DbFlow>() == 8);
+const _: () = assert!(core::mem::size_of::<FragmentKey>() == 40);
 const _: () = assert!(core::mem::size_of::<PortPolicy>() == 4);
 const _: () = assert!(core::mem::offset_of!(ConnectEvent, action) == 60);
 const _: () = assert!(core::mem::size_of::<PinKeyV4>() == 6);

@@ -5,8 +5,8 @@ use aya_ebpf::{
     helpers::generated::{
         bpf_get_socket_cookie, bpf_ktime_get_coarse_ns, bpf_skb_cgroup_id, bpf_skb_load_bytes,
     },
-    macros::cgroup_skb,
-    programs::SkBuffContext,
+    macros::{cgroup_skb, classifier},
+    programs::{SkBuffContext, TcContext},
 };
 use pinwatch_common::{
     DNS_CAPTURE_CLASSES, DNS_FLAG_EGRESS, DNS_FLAG_TRUNCATED, DNS_PORT, DnsPacketEvent,
@@ -16,14 +16,26 @@ use pinwatch_common::{
 use crate::{
     db,
     maps::{EVENTS, SUBMIT_FLAGS, count_loss},
+    tc,
 };
 
 const ALLOW: i32 = 1;
-const ETH_P_IP: u32 = 0x0800;
-const ETH_P_IPV6: u32 = 0x86DD;
-const IPPROTO_TCP: u8 = 6;
-const IPPROTO_UDP: u8 = 17;
+pub(crate) const ETH_P_IP: u32 = 0x0800;
+pub(crate) const ETH_P_IPV6: u32 = 0x86DD;
+pub(crate) const IPPROTO_TCP: u8 = 6;
+pub(crate) const IPPROTO_UDP: u8 = 17;
 const IPV6_HEADER_LEN: u32 = 40;
+const IPPROTO_HOPOPTS: u8 = 0;
+const IPPROTO_ROUTING: u8 = 43;
+const IPPROTO_FRAGMENT: u8 = 44;
+const IPPROTO_DSTOPTS: u8 = 60;
+/// IPv6 extension headers walked before giving up on finding UDP or TCP.
+/// Real traffic carries one or two; the bound keeps the verifier's work and
+/// a hostile chain's cost fixed.
+const MAX_IPV6_EXTENSIONS: usize = 4;
+
+/// tc action "no verdict": the next program on the hook (or the stack) decides.
+const TC_ACT_UNSPEC: i32 = -1;
 
 #[cgroup_skb(egress)]
 pub fn pw_dns_egress(ctx: SkBuffContext) -> i32 {
@@ -43,6 +55,15 @@ pub fn pw_dns_ingress(ctx: SkBuffContext) -> i32 {
         Class::Other => {}
     }
     ALLOW
+}
+
+/// DNS responses as they arrive on a host interface (tcx ingress), before
+/// IP reassembly and socket lookup: the late genuine reply after a forged
+/// one won, replies to guessed ports, and each IP fragment of a response.
+#[classifier]
+pub fn pw_dns_iface(ctx: TcContext) -> i32 {
+    tc::ingress(ctx.skb.skb);
+    TC_ACT_UNSPEC
 }
 
 /// What a packet is to pinwatch.
@@ -109,18 +130,113 @@ fn classify(skb: *mut __sk_buff, egress: bool) -> Class {
                     None => return Class::Other,
                 }
             };
-            // Extension headers are not walked: packets behind them are not
-            // captured by this filter.
+            let payload_len = u16::from_be_bytes([header[4], header[5]]) as u32;
             let l4_proto = header[6];
-            if l4_proto != IPPROTO_UDP && l4_proto != IPPROTO_TCP {
+            if l4_proto == IPPROTO_UDP || l4_proto == IPPROTO_TCP {
+                let ports = [header[40], header[41], header[42], header[43]];
+                return classify_transport(
+                    skb,
+                    l4_proto,
+                    IPV6_HEADER_LEN,
+                    payload_len,
+                    ports,
+                    egress,
+                );
+            }
+            // Off the fast path: extension headers in front of UDP or TCP.
+            // Sockets see reassembled datagrams, so a fragment header here
+            // is an atomic fragment at most.
+            let Some(walked) = walk_ipv6_extensions(skb, 0, l4_proto) else {
+                return Class::Other;
+            };
+            if walked.fragment_offset != 0 {
                 return Class::Other;
             }
-            let payload_len = u16::from_be_bytes([header[4], header[5]]) as u32;
-            let ports = [header[40], header[41], header[42], header[43]];
-            classify_transport(skb, l4_proto, IPV6_HEADER_LEN, payload_len, ports, egress)
+            let Some(ports) = load::<4>(skb, walked.l4_offset) else {
+                return Class::Other;
+            };
+            classify_transport(
+                skb,
+                walked.l4_proto,
+                walked.l4_offset,
+                (payload_len + IPV6_HEADER_LEN).saturating_sub(walked.l4_offset),
+                ports,
+                egress,
+            )
         }
         _ => Class::Other,
     }
+}
+
+/// Where UDP or TCP starts behind IPv6 extension headers.
+pub(crate) struct Ipv6Transport {
+    pub l4_proto: u8,
+    /// Offset of the transport header, as `bpf_skb_load_bytes` counts.
+    pub l4_offset: u32,
+    /// Offset of this packet's data in its datagram, in bytes (0 when no
+    /// fragment header, or for the first fragment).
+    pub fragment_offset: u32,
+    /// The fragment header's identification and more-fragments bit; 0 and
+    /// false without one.
+    pub fragment_id: u32,
+    pub more_fragments: bool,
+}
+
+/// Follows up to [`MAX_IPV6_EXTENSIONS`] hop-by-hop, routing, destination
+/// options and fragment headers from the IPv6 header at `ip_offset`, whose
+/// next-header field is `next`. None when the chain is longer, unreadable or
+/// ends in something other than UDP or TCP.
+#[inline(always)]
+pub(crate) fn walk_ipv6_extensions(
+    skb: *mut __sk_buff,
+    ip_offset: u32,
+    mut next: u8,
+) -> Option<Ipv6Transport> {
+    let mut offset = ip_offset + IPV6_HEADER_LEN;
+    let mut walked = Ipv6Transport {
+        l4_proto: 0,
+        l4_offset: 0,
+        fragment_offset: 0,
+        fragment_id: 0,
+        more_fragments: false,
+    };
+    for _ in 0..MAX_IPV6_EXTENSIONS {
+        match next {
+            IPPROTO_UDP | IPPROTO_TCP => {
+                walked.l4_proto = next;
+                walked.l4_offset = offset;
+                return Some(walked);
+            }
+            IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_DSTOPTS => {
+                let [following, units] = load::<2>(skb, offset)?;
+                next = following;
+                offset += (units as u32 + 1) * 8;
+            }
+            IPPROTO_FRAGMENT => {
+                let fragment = load::<8>(skb, offset)?;
+                next = fragment[0];
+                let field = u16::from_be_bytes([fragment[2], fragment[3]]);
+                walked.fragment_offset = ((field >> 3) as u32) * 8;
+                walked.more_fragments = field & 1 != 0;
+                walked.fragment_id =
+                    u32::from_be_bytes([fragment[4], fragment[5], fragment[6], fragment[7]]);
+                offset += 8;
+                if walked.fragment_offset != 0 {
+                    // Later fragments carry no transport header.
+                    walked.l4_proto = next;
+                    walked.l4_offset = offset;
+                    return Some(walked);
+                }
+            }
+            _ => return None,
+        }
+    }
+    if next == IPPROTO_UDP || next == IPPROTO_TCP {
+        walked.l4_proto = next;
+        walked.l4_offset = offset;
+        return Some(walked);
+    }
+    None
 }
 
 #[inline(always)]
@@ -184,7 +300,7 @@ const CLASSES: [usize; 3] = DNS_CAPTURE_CLASSES;
 /// to the largest. Each branch reserves a record of constant size, as
 /// `bpf_ringbuf_reserve` requires.
 #[inline(always)]
-fn capture(skb: *mut __sk_buff, flags: u32) {
+pub(crate) fn capture(skb: *mut __sk_buff, flags: u32) {
     let packet_len = unsafe { (*skb).len };
     if packet_len == 0 {
         return;

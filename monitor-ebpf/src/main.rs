@@ -9,7 +9,9 @@
 mod connect;
 mod db;
 mod dns;
+mod dns_owner;
 mod maps;
+mod tc;
 
 /// Reference program for the in-kernel cost benchmark: it does nothing, so
 /// its run time is the fixed cost of running any cgroup_skb program.

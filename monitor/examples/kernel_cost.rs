@@ -123,7 +123,10 @@ fn main() -> anyhow::Result<()> {
                 Some(goal) => format!("≤ {goal}×: **missed**"),
                 None => "—".to_owned(),
             };
-            println!("| {} | {hook} | {pw_ns:.1} | {base_ns:.1} | {ratio:.2}× | {verdict} |", workload.name);
+            println!(
+                "| {} | {hook} | {pw_ns:.1} | {base_ns:.1} | {ratio:.2}× | {verdict} |",
+                workload.name
+            );
         }
     }
     stop.store(true, Ordering::Relaxed);

@@ -15,6 +15,8 @@ pub enum Event {
     /// A configuration reload was refused (from the daemon, not the kernel).
     ReloadFailed(ReloadFailure),
     DbSegment(DbSegmentEvent),
+    /// A process handed a DNS socket an address (`detector::matching`).
+    DnsOwner(DnsOwnerEvent),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -33,6 +35,17 @@ pub enum Transport {
     Tcp,
 }
 
+/// Where the kernel saw a DNS packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Hook {
+    /// On a socket of this host (cgroup_skb): sent by it, or delivered to it.
+    Socket,
+    /// Arriving on a host interface (tc ingress), before IP reassembly and
+    /// socket lookup: whether or not any socket received it.
+    Interface,
+}
+
 /// One DNS message carried by one captured packet.
 #[derive(Debug, Clone)]
 pub struct DnsEvent {
@@ -45,7 +58,40 @@ pub struct DnsEvent {
     pub cgroup_id: u64,
     /// The kernel copied only part of the packet; the message may be cut.
     pub truncated: bool,
+    /// Cookie of the socket the packet belonged to: with [`DnsOwnerEvent`],
+    /// names the process. 0 when unknown (a capture).
+    pub socket_cookie: u64,
     pub message: Message,
+    /// Socket-delivered copies are what `dns-answer-diverged` judges; the
+    /// same response usually also arrives seen at the interface.
+    pub seen_at: Hook,
+    /// The message arrived as IP fragments (seen at the interface only: the
+    /// kernel reassembles before socket delivery).
+    pub fragmented: bool,
+}
+
+/// The process behind a socket that talks DNS, reported once per socket by
+/// the cgroup sendmsg/connect hooks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsOwnerEvent {
+    pub timestamp: SystemTime,
+    pub socket_cookie: u64,
+    pub process: Process,
+    pub role: OwnerRole,
+    /// Where the socket was sending or connecting.
+    pub destination: SocketAddr,
+}
+
+/// What the socket was seen doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OwnerRole {
+    /// Plain DNS: UDP or TCP to port 53, which pinwatch reads.
+    Dns,
+    /// A TCP connect to port 853: DNS over TLS, which pinwatch cannot read.
+    DnsOverTls,
+    /// A TCP connect to port 443 of a well-known DNS over HTTPS resolver.
+    DnsOverHttps,
 }
 
 /// A TCP connect(2) to a watched port.
@@ -136,6 +182,9 @@ pub enum LossOrigin {
     /// The ring buffer was full when a database connection's opening bytes
     /// were to be recorded.
     KernelDbSegment,
+    /// The ring buffer was full when a DNS socket's owner was to be
+    /// recorded (DNS alerts may then lack the process).
+    KernelDnsOwner,
     /// A record arrived from the kernel that could not be decoded.
     Undecodable,
 }

@@ -14,5 +14,6 @@ pub mod event;
 pub mod kernel;
 pub mod learn;
 pub mod metrics;
+pub mod reassembly;
 pub mod replay;
 pub mod status;

@@ -2,11 +2,16 @@
 use aya::programs::loaded_programs;
 
 /// The programs the daemon attaches.
-pub const PINWATCH_PROGRAMS: [&str; 4] = [
+pub const PINWATCH_PROGRAMS: [&str; 9] = [
     "pw_dns_egress",
     "pw_dns_ingress",
+    "pw_dns_iface",
     "pw_connect4",
     "pw_connect6",
+    "pw_dns_sendmsg4",
+    "pw_dns_sendmsg6",
+    "pw_dns_connect4",
+    "pw_dns_connect6",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

@@ -27,6 +27,7 @@ mod postgres;
 mod resolv;
 mod scenario;
 mod siem;
+mod spoof;
 mod stack;
 mod status;
 mod tls;
@@ -52,6 +53,7 @@ pub use scenario::{
     without_sentinel,
 };
 pub use siem::{Scrape, Settings, free_loopback_addr, http, scrape};
+pub use spoof::{Forged, HostLink, PYTHON, Resolved, Stub, UdpDnsClient, resolve_with_libc, spoof};
 pub use stack::{
     ATTACKER_DB, ATTACKER_ROW, DbAnswer, GENUINE_DB, GENUINE_ROW, STACK_DB, STACK_HOST, Stack,
 };

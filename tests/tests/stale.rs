@@ -256,7 +256,7 @@ fn orphaned_programs_are_detached_and_reported() {
     // A first daemon's programs, attached again behind its back.
     let mut first = Daemon::start(&config());
     let theirs = attached_pinwatch_programs(&root);
-    assert_eq!(theirs.len(), 4, "{theirs:?}");
+    assert_eq!(theirs.len(), 8, "{theirs:?}");
     let connect4 = id_of(&theirs, "pw_connect4");
     let ingress = id_of(&theirs, "pw_dns_ingress");
     let pin = orphans.pin_link(connect4, bpf::INET4_CONNECT);
@@ -344,10 +344,14 @@ fn orphaned_programs_are_detached_and_reported() {
         [
             "pw_connect4",
             "pw_connect6",
+            "pw_dns_connect4",
+            "pw_dns_connect6",
             "pw_dns_egress",
-            "pw_dns_ingress"
+            "pw_dns_ingress",
+            "pw_dns_sendmsg4",
+            "pw_dns_sendmsg6"
         ],
-        "only the new daemon's four programs are attached:\n{context}"
+        "only the new daemon's eight programs are attached:\n{context}"
     );
     assert!(
         ours.iter().all(|(_, id)| *id != connect4 && *id != ingress),

@@ -3,55 +3,175 @@
 //! Figures are ratios against a baseline measured in the same run, because
 //! these machines are shared and noisy: absolute nanoseconds move from run
 //! to run, the ratio to a program that does nothing much less.
+//!
+//! Each part writes one section of BENCHMARKS.md between markers, so
+//! `--only b3` reruns one part and replaces only its section.
+mod analysis;
+mod b2;
+mod b3;
+mod b4;
+mod b5;
+mod b6;
+mod b7;
+mod dns;
+mod lab;
+mod lock;
+mod measure;
+
 use std::fmt::Write as _;
 
 use anyhow::{Context, bail};
 
 use crate::{setup, shell};
 
-pub fn run() -> anyhow::Result<()> {
+/// The configuration every daemon of the benchmarks runs with: one
+/// database watched by name and by port; the senders' loopback and the
+/// capture's resolver are trusted, so only the traffic meant to alert does.
+const DATABASES: &str = r#"[[database]]
+name = "orders"
+hostnames = ["cockroach.prod.internal"]
+ports = [26257]
+pinned = ["192.0.2.0/24", "127.0.0.0/8"]
+
+[dns]
+trusted_resolvers = ["127.0.0.1", "198.51.100.53"]
+"#;
+
+const PARTS: [&str; 7] = ["b1", "b2", "b3", "b4", "b5", "b6", "b7"];
+const DOC: &str = "BENCHMARKS.md";
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Run only these parts (b1…b7, comma-separated); their sections of
+    /// BENCHMARKS.md are replaced, the others kept.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// B6 floods for the full 10 minutes instead of one.
+    #[arg(long)]
+    long: bool,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
     if !setup::is_root() {
         bail!("the in-kernel benchmark loads eBPF programs: run it as root");
     }
+    for part in &args.only {
+        if !PARTS.contains(&part.as_str()) {
+            bail!(
+                "unknown part {part:?}: expected some of {}",
+                PARTS.join(", ")
+            );
+        }
+    }
+    let selected: Vec<&str> = PARTS
+        .into_iter()
+        .filter(|p| args.only.is_empty() || args.only.iter().any(|o| o == p))
+        .collect();
+    // Built before the lock is taken, so others' tests wait only for the
+    // measurements.
     shell::cargo(&[
         "build",
         "--release",
         "--package",
         "pinwatch",
+        "--bins",
         "--example",
         "kernel_cost",
     ])?;
-    eprintln!("+ target/release/examples/kernel_cost");
-    let table = shell::output("target/release/examples/kernel_cost", &[])?;
-    if !table.contains("| --- |") {
-        bail!("kernel_cost printed no table (run target/release/examples/kernel_cost to see why)");
+    if selected.contains(&"b4") {
+        shell::cargo(&[
+            "bench",
+            "--package",
+            "pinwatch",
+            "--bench",
+            "pipeline",
+            "--no-run",
+        ])?;
     }
+    let _lock = lock::take()?;
+    let mut sections = read_sections();
+    for part in &selected {
+        eprintln!("bench: running {part}");
+        let started = std::time::Instant::now();
+        let section = match *part {
+            "b1" => b1(),
+            "b2" => b2::run(),
+            "b3" => b3::run(),
+            "b4" => b4::run(),
+            "b5" => b5::run(),
+            "b6" => b6::run(args.long),
+            _ => b7::run(),
+        }
+        .with_context(|| format!("benchmark {part}"))?;
+        eprintln!(
+            "bench: {part} took {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
+        sections.retain(|(name, _)| name != part);
+        sections.push(((*part).to_owned(), section));
+        // Written after every part, so a failure later keeps what ran.
+        write_doc(&sections)?;
+    }
+    eprintln!("wrote {DOC}");
+    Ok(())
+}
+
+/// The sections of the existing BENCHMARKS.md, by part.
+fn read_sections() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(DOC).unwrap_or_default();
+    let mut sections = Vec::new();
+    for chunk in text.split("<!-- bench:").skip(1) {
+        if let Some((name, body)) = chunk.split_once(" -->\n") {
+            sections.push((name.to_owned(), body.to_owned()));
+        }
+    }
+    sections
+}
+
+fn write_doc(sections: &[(String, String)]) -> anyhow::Result<()> {
     let kernel = shell::output("uname", &["-r"])?;
     let cpu = shell::output(
         "sh",
         &["-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"],
     )?;
     let cores = shell::output("nproc", &[])?;
+    let memory = shell::output(
+        "sh",
+        &["-c", "grep MemTotal /proc/meminfo | awk '{print $2}'"],
+    )?;
     let mut doc = String::new();
     writeln!(doc, "# pinwatch benchmarks\n")?;
     writeln!(
         doc,
-        "Regenerate with `cargo xtask bench` (root). Every figure is a median of 5 runs, and every"
-    )?;
-    writeln!(
-        doc,
-        "ratio compares against a baseline measured side by side in the same run.\n"
-    )?;
-    writeln!(
-        doc,
-        "Machine: {} cores, {}, kernel {}.\n",
+        "Regenerate with `cargo xtask bench` (root; about 10 minutes; `--only b3` reruns one \
+         part, `--long` floods B6 for 10 minutes). It takes `/tmp/pinwatch-kernel.lock`, as the \
+         kernel tests do, so no other daemon runs meanwhile. Every figure is a median of several \
+         runs, and every ratio compares against a baseline measured side by side in the same \
+         run. Each section was last run on: {} cores, {}, {} MiB, kernel {}.\n",
         cores.trim(),
         cpu.trim(),
+        memory.trim().parse::<u64>().unwrap_or(0) / 1024,
         kernel.trim()
     )?;
+    let mut ordered: Vec<&(String, String)> = sections.iter().collect();
+    ordered.sort_by_key(|(name, _)| PARTS.iter().position(|p| p == name));
+    for (name, body) in ordered {
+        write!(doc, "<!-- bench:{name} -->\n{body}")?;
+    }
+    std::fs::write(DOC, doc).context("writing BENCHMARKS.md")
+}
+
+/// B1: in-kernel cost per packet (monitor/examples/kernel_cost.rs).
+fn b1() -> anyhow::Result<String> {
+    eprintln!("+ target/release/examples/kernel_cost");
+    let table = shell::output("target/release/examples/kernel_cost", &[])?;
+    if !table.contains("| --- |") {
+        bail!("kernel_cost printed no table (run target/release/examples/kernel_cost to see why)");
+    }
+    let mut doc = String::new();
     writeln!(
         doc,
-        "## In-kernel cost per packet of the cgroup_skb programs\n"
+        "## B1 In-kernel cost per packet of the cgroup_skb programs\n"
     )?;
     writeln!(
         doc,
@@ -75,8 +195,9 @@ pub fn run() -> anyhow::Result<()> {
     )?;
     writeln!(
         doc,
-        "running a program and timing it. Source: `monitor/examples/kernel_cost.rs`.\n"
+        "running a program and timing it. Median of 5 runs. Source: `monitor/examples/kernel_cost.rs`;"
     )?;
+    writeln!(doc, "reproduce: `cargo xtask bench --only b1`.\n")?;
     writeln!(
         doc,
         "Goals: at most 1.5× the trivial program on non-DNS packets, at most 4× on DNS"
@@ -84,9 +205,8 @@ pub fn run() -> anyhow::Result<()> {
     writeln!(doc, "responses.\n")?;
     doc.push_str(&table);
     doc.push_str(ANALYSIS);
-    std::fs::write("BENCHMARKS.md", doc).context("writing BENCHMARKS.md")?;
-    eprintln!("wrote BENCHMARKS.md");
-    Ok(())
+    doc.push('\n');
+    Ok(doc)
 }
 
 /// Where the time goes, from the profile taken when the figures were first

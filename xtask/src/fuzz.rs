@@ -32,19 +32,23 @@ pub fn run(seconds: u32) -> anyhow::Result<()> {
         let scratch = scratch.to_string_lossy().into_owned();
         let seeds = format!("fuzz/corpus/{target}");
         let max_time = format!("-max_total_time={seconds}");
-        nightly(&[
-            "fuzz",
-            "run",
-            "--fuzz-dir",
-            "fuzz",
-            target,
-            &scratch,
-            &seeds,
-            "--",
-            &max_time,
-            "-rss_limit_mb=2048",
-            "-timeout=10",
-        ])
+        let log = std::path::PathBuf::from(format!("target/fuzz-logs/{target}.log"));
+        nightly_logged(
+            &log,
+            &[
+                "fuzz",
+                "run",
+                "--fuzz-dir",
+                "fuzz",
+                target,
+                &scratch,
+                &seeds,
+                "--",
+                &max_time,
+                "-rss_limit_mb=2048",
+                "-timeout=10",
+            ],
+        )
         .with_context(|| {
             format!("fuzz target {target} failed; the input is under fuzz/artifacts/{target}/")
         })?;
@@ -68,17 +72,54 @@ fn install_cargo_fuzz() -> anyhow::Result<()> {
 /// `cargo +nightly ARGS` through rustup's proxy, whatever toolchain runs xtask.
 fn nightly(args: &[&str]) -> anyhow::Result<()> {
     eprintln!("+ cargo +nightly {}", args.join(" "));
-    let status = Command::new("cargo")
-        .arg("+nightly")
-        .args(args)
-        .env_remove("RUSTUP_TOOLCHAIN")
-        .env_remove("RUSTC")
-        .env_remove("CARGO")
-        .env("AYA_BUILD_SKIP", "1")
+    let status = nightly_command(args)
         .status()
         .context("cannot start cargo +nightly")?;
     if !status.success() {
         bail!("cargo +nightly {} failed: {status}", args.join(" "));
     }
     Ok(())
+}
+
+/// As [`nightly`], with libFuzzer's thousands of progress lines kept in
+/// `log` instead of the test output: its last lines are printed (all of the
+/// tail on failure, where the crash report is).
+fn nightly_logged(log: &std::path::Path, args: &[&str]) -> anyhow::Result<()> {
+    eprintln!("+ cargo +nightly {} > {}", args.join(" "), log.display());
+    if let Some(dir) = log.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let file =
+        std::fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+    let status = nightly_command(args)
+        .stdout(file.try_clone()?)
+        .stderr(file)
+        .status()
+        .context("cannot start cargo +nightly")?;
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = if status.success() { 2 } else { 60 };
+    for line in &lines[lines.len().saturating_sub(tail)..] {
+        eprintln!("    {line}");
+    }
+    if !status.success() {
+        bail!(
+            "cargo +nightly {} failed: {status} (full log: {})",
+            args.join(" "),
+            log.display()
+        );
+    }
+    Ok(())
+}
+
+fn nightly_command(args: &[&str]) -> Command {
+    let mut command = Command::new("cargo");
+    command
+        .arg("+nightly")
+        .args(args)
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("RUSTC")
+        .env_remove("CARGO")
+        .env("AYA_BUILD_SKIP", "1");
+    command
 }

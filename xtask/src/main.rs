@@ -31,7 +31,7 @@ enum Command {
     /// tests (root required; they fail, never skip, without it).
     Test,
     /// Run the benchmarks (root) and write BENCHMARKS.md.
-    Bench,
+    Bench(bench::Args),
     /// Set up, build pinwatch and show it catching a forged DNS answer in a
     /// lab of network namespaces (root); removes everything it created.
     Demo,
@@ -61,9 +61,9 @@ fn main() -> anyhow::Result<()> {
             setup::run()?;
             test::run()
         }
-        Command::Bench => {
+        Command::Bench(args) => {
             setup::run()?;
-            bench::run()
+            bench::run(&args)
         }
         Command::Fuzz { smoke, seconds } => {
             fuzz::run(if smoke { fuzz::SMOKE_SECONDS } else { seconds })

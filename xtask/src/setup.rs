@@ -21,8 +21,25 @@ const PACKAGES: &[(&str, &str)] = &[
     // (certificates made with openssl) and a Flask app using psycopg2.
     ("postgresql", "/usr/lib/postgresql/15/bin/postgres"),
     ("openssl", "/usr/bin/openssl"),
-    ("python3-flask", "/usr/lib/python3/dist-packages/flask/__init__.py"),
-    ("python3-psycopg2", "/usr/lib/python3/dist-packages/psycopg2/__init__.py"),
+    (
+        "python3-flask",
+        "/usr/lib/python3/dist-packages/flask/__init__.py",
+    ),
+    (
+        "python3-psycopg2",
+        "/usr/lib/python3/dist-packages/psycopg2/__init__.py",
+    ),
+    // tests/tests/spoofing.rs forges DNS replies with scapy (Debian's
+    // package: importable by /usr/bin/python3, no pip needed as root).
+    (
+        "python3-scapy",
+        "/usr/lib/python3/dist-packages/scapy/__init__.py",
+    ),
+    // `cargo xtask bench`: B2 saturates a resolver with dnsperf, B7 times
+    // tshark (its debconf question is answered by the noninteractive
+    // frontend: no setuid dumpcap).
+    ("dnsperf", "/usr/bin/dnsperf"),
+    ("tshark", "/usr/bin/tshark"),
 ];
 
 const BPF_LINKER_VERSION: &str = "0.10.2";
@@ -49,9 +66,16 @@ fn install_packages() -> anyhow::Result<()> {
         );
     }
     shell::run("apt-get", &["update", "-qq"])?;
-    let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
+    let mut args = vec![
+        "DEBIAN_FRONTEND=noninteractive",
+        "apt-get",
+        "install",
+        "-y",
+        "-qq",
+        "--no-install-recommends",
+    ];
     args.extend(&missing);
-    shell::run("apt-get", &args)
+    shell::run("env", &args)
 }
 
 /// The eBPF crate is built with nightly and `-Z build-std=core`.

@@ -197,6 +197,15 @@ pub fn encode(alert: &Alert, agent: &AgentInfo, event_id: &str) -> String {
             }),
         );
     }
+    if let Some(path) = &alert.path {
+        pinwatch.insert(
+            "path".into(),
+            json!({ "stub": path.stub.to_string(), "upstream": path.upstream.to_string() }),
+        );
+    }
+    if let Some(resolution) = &alert.resolution {
+        pinwatch.insert("resolution".into(), super::resolution_json(resolution));
+    }
     if !pinwatch.is_empty() {
         doc.insert("pinwatch".into(), Value::Object(pinwatch));
     }

@@ -45,6 +45,42 @@ pub struct Alert {
     pub stale_programs: Vec<StaleProgramRef>,
     /// For `plaintext-db-connection`: what the client sent in the clear.
     pub db_session: Option<DbSession>,
+    /// For DNS alerts on an answer relayed by a stub on this host: the stub
+    /// and the upstream it came from (`pinwatch.path`).
+    pub path: Option<DnsPath>,
+    /// For `unexpected-db-peer`: whether pinwatch saw the name resolution
+    /// that led to the connect (`pinwatch.resolution`).
+    pub resolution: Option<Resolution>,
+}
+
+/// The resolvers an answer passed through on this host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsPath {
+    /// Where the application got its answer: the local stub.
+    pub stub: SocketAddr,
+    /// Where the stub got it.
+    pub upstream: SocketAddr,
+}
+
+/// Whether the resolution behind a connect was visible to pinwatch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution {
+    /// A DNS answer seen on this host mapped a name to the address.
+    Observed,
+    /// No DNS answer seen here mapped a name to the address.
+    NotObserved(HiddenResolution),
+}
+
+/// Why a resolution may have been invisible.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HiddenResolution {
+    /// The process connected to this DNS over TLS resolver (port 853).
+    DnsOverTls(SocketAddr),
+    /// The process connected to this well-known DNS over HTTPS resolver.
+    DnsOverHttps(SocketAddr),
+    /// Nothing known: /etc/hosts, a literal address, a cache older than
+    /// pinwatch's memory, or an encrypted transport it did not recognize.
+    Unknown,
 }
 
 /// The names a PostgreSQL-wire StartupMessage carried in the clear (never a
@@ -78,6 +114,8 @@ impl Alert {
             repeats: None,
             stale_programs: Vec::new(),
             db_session: None,
+            path: None,
+            resolution: None,
         }
     }
 }
@@ -127,4 +165,22 @@ pub struct Repeats {
     /// When the first and the last of them happened.
     pub first: SystemTime,
     pub last: SystemTime,
+}
+
+/// `pinwatch.resolution`: `{"status": "observed"}`, or `"not-observed"` with
+/// a `reason` and, for an encrypted transport, the `resolver`.
+fn resolution_json(resolution: &Resolution) -> serde_json::Value {
+    use serde_json::json;
+    match resolution {
+        Resolution::Observed => json!({ "status": "observed" }),
+        Resolution::NotObserved(HiddenResolution::DnsOverTls(resolver)) => json!({
+            "status": "not-observed", "reason": "dns-over-tls", "resolver": resolver.to_string(),
+        }),
+        Resolution::NotObserved(HiddenResolution::DnsOverHttps(resolver)) => json!({
+            "status": "not-observed", "reason": "dns-over-https", "resolver": resolver.to_string(),
+        }),
+        Resolution::NotObserved(HiddenResolution::Unknown) => json!({
+            "status": "not-observed", "reason": "no-dns-answer-seen",
+        }),
+    }
 }

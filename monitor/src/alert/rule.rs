@@ -11,10 +11,17 @@ pub enum Rule {
     EventLoss,
     ConfigReloadFailed,
     StaleProgramsRemoved,
+    DnsUnsolicitedResponse,
+    DnsTxidMismatchBurst,
+    DnsConflictingResponses,
+    DnsUntrustedResolver,
+    DnsCaseMismatch,
+    DnsBailiwickViolation,
+    DnsFragmentedResponse,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 7] = [
+    pub const ALL: [Rule; 14] = [
         Rule::DnsAnswerDiverged,
         Rule::UnexpectedDbPeer,
         Rule::DbConnectBlocked,
@@ -22,6 +29,13 @@ impl Rule {
         Rule::EventLoss,
         Rule::ConfigReloadFailed,
         Rule::StaleProgramsRemoved,
+        Rule::DnsUnsolicitedResponse,
+        Rule::DnsTxidMismatchBurst,
+        Rule::DnsConflictingResponses,
+        Rule::DnsUntrustedResolver,
+        Rule::DnsCaseMismatch,
+        Rule::DnsBailiwickViolation,
+        Rule::DnsFragmentedResponse,
     ];
 
     pub fn id(self) -> &'static str {
@@ -33,6 +47,13 @@ impl Rule {
             Rule::EventLoss => "event-loss",
             Rule::ConfigReloadFailed => "config-reload-failed",
             Rule::StaleProgramsRemoved => "stale-programs-removed",
+            Rule::DnsUnsolicitedResponse => "dns-unsolicited-response",
+            Rule::DnsTxidMismatchBurst => "dns-txid-mismatch-burst",
+            Rule::DnsConflictingResponses => "dns-conflicting-responses",
+            Rule::DnsUntrustedResolver => "dns-untrusted-resolver",
+            Rule::DnsCaseMismatch => "dns-case-mismatch",
+            Rule::DnsBailiwickViolation => "dns-bailiwick-violation",
+            Rule::DnsFragmentedResponse => "dns-fragmented-response",
         }
     }
 
@@ -50,6 +71,21 @@ impl Rule {
             }
             Rule::StaleProgramsRemoved => {
                 "pinwatch programs left attached by an earlier run were removed"
+            }
+            Rule::DnsUnsolicitedResponse => "DNS response that matches no outstanding query",
+            Rule::DnsTxidMismatchBurst => {
+                "Burst of DNS responses with wrong transaction ids for a waiting query"
+            }
+            Rule::DnsConflictingResponses => "Different DNS responses for one query",
+            Rule::DnsUntrustedResolver => {
+                "Database hostname answered by a resolver outside the trusted set"
+            }
+            Rule::DnsCaseMismatch => "DNS response question differs in letter case from the query",
+            Rule::DnsBailiwickViolation => {
+                "DNS response for a database hostname carries records outside the queried zone"
+            }
+            Rule::DnsFragmentedResponse => {
+                "DNS response for a database hostname arrived as IP fragments"
             }
         }
     }
@@ -75,6 +111,23 @@ impl Rule {
             // Someone pinned pinwatch's programs, or an older version left
             // them: worth a look, but they are gone now.
             Rule::StaleProgramsRemoved => 2,
+            // Late replies after a timeout look the same: a lead, not proof.
+            Rule::DnsUnsolicitedResponse => 2,
+            // A spoofer racing the genuine answer: the attack itself.
+            Rule::DnsTxidMismatchBurst => 3,
+            // One of the two answers is forged, and the client may have
+            // taken it.
+            Rule::DnsConflictingResponses => 3,
+            // The answer may be right, but the path is not the one vetted.
+            Rule::DnsUntrustedResolver => 2,
+            // A forger that guessed the id but not the 0x20 letter case.
+            Rule::DnsCaseMismatch => 3,
+            // Out-of-zone records are how a cache is poisoned beyond the
+            // name asked for.
+            Rule::DnsBailiwickViolation => 3,
+            // Fragments let an off-path forger replace the tail of a genuine
+            // answer without guessing the id or port (fragment poisoning).
+            Rule::DnsFragmentedResponse => 3,
         }
     }
 }

@@ -95,6 +95,8 @@ pub enum Problem {
     RelativePath(String),
     #[error("{0:?} is not an IP address")]
     BadIp(String),
+    #[error("{0} is out of range (1-65535)")]
+    ThresholdRange(i64),
 }
 
 /// Why a hostname was refused.

@@ -88,7 +88,20 @@ impl fmt::Display for Mode {
 pub struct DnsSettings {
     /// Canonical (IPv4-mapped IPv6 written as IPv4), no repeats.
     pub trusted_resolvers: Vec<IpAddr>,
+    /// Responses with a wrong transaction id to one outstanding query that
+    /// make a `dns-txid-mismatch-burst`; at least 1.
+    pub txid_mismatch_threshold: u32,
+    /// How long a query is remembered waiting for (and after) its response;
+    /// never zero.
+    pub query_timeout: Duration,
 }
+
+/// `[dns] txid_mismatch_threshold` default: a resolver never sends wrong ids
+/// on its own, and a spoofer racing a query sends hundreds.
+pub const DEFAULT_TXID_MISMATCH_THRESHOLD: u32 = 10;
+/// `[dns] query_timeout` default: longer than glibc's 5 s × 2 attempts and a
+/// recursive resolver's own retries.
+pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlertSettings {

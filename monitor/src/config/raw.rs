@@ -38,6 +38,11 @@ pub(crate) struct RawDns {
     /// Absent means "resolv.conf nameservers and loopback stubs"; an explicit
     /// empty list is refused rather than read as either.
     pub trusted_resolvers: Option<Vec<String>>,
+    /// Wrong-id responses to one waiting query that raise
+    /// `dns-txid-mismatch-burst`.
+    pub txid_mismatch_threshold: Option<i64>,
+    /// How long a query waits for its response (a duration such as "15s").
+    pub query_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::error::{ConfigError, Problem};
 use super::host::HostDefaults;
@@ -11,7 +12,8 @@ use super::net::{LOOPBACK_STUBS, normalize_hostname, parse_ip, parse_pinned};
 use super::raw::{RawAlerts, RawConfig, RawControl, RawDatabase, RawDns, RawMetrics};
 use super::{
     AlertSettings, AlertSink, Config, ControlSettings, DEFAULT_CONTROL_SOCKET, DEFAULT_DB_PORT,
-    DEFAULT_DEDUP_WINDOW, Database, DnsSettings, Mode,
+    DEFAULT_DEDUP_WINDOW, DEFAULT_QUERY_TIMEOUT, DEFAULT_TXID_MISMATCH_THRESHOLD, Database,
+    DnsSettings, Mode,
 };
 
 /// Builds [`ConfigError::Invalid`] values that carry the file name.
@@ -156,6 +158,22 @@ fn ports(cx: &Ctx, i: usize, raw: Option<Vec<i64>>) -> Result<Vec<u16>, ConfigEr
 }
 
 fn dns(cx: &Ctx, raw: RawDns, host: &HostDefaults) -> Result<DnsSettings, ConfigError> {
+    let txid_mismatch_threshold = match raw.txid_mismatch_threshold {
+        None => DEFAULT_TXID_MISMATCH_THRESHOLD,
+        Some(n) if (1..=65_535).contains(&n) => n as u32,
+        Some(n) => {
+            return Err(cx.err("dns.txid_mismatch_threshold", Problem::ThresholdRange(n)));
+        }
+    };
+    let query_timeout = match raw.query_timeout {
+        None => DEFAULT_QUERY_TIMEOUT,
+        Some(text) => positive_duration(cx, "dns.query_timeout", text)?,
+    };
+    let settings = |trusted_resolvers| DnsSettings {
+        trusted_resolvers,
+        txid_mismatch_threshold,
+        query_timeout,
+    };
     let mut trusted = Vec::new();
     match raw.trusted_resolvers {
         None => trusted.extend(
@@ -176,9 +194,7 @@ fn dns(cx: &Ctx, raw: RawDns, host: &HostDefaults) -> Result<DnsSettings, Config
                     trusted.push(ip);
                 }
             }
-            return Ok(DnsSettings {
-                trusted_resolvers: trusted,
-            });
+            return Ok(settings(trusted));
         }
     }
     for stub in LOOPBACK_STUBS {
@@ -186,9 +202,21 @@ fn dns(cx: &Ctx, raw: RawDns, host: &HostDefaults) -> Result<DnsSettings, Config
             trusted.push(stub);
         }
     }
-    Ok(DnsSettings {
-        trusted_resolvers: trusted,
-    })
+    Ok(settings(trusted))
+}
+
+fn positive_duration(cx: &Ctx, key: &str, text: String) -> Result<Duration, ConfigError> {
+    match humantime::parse_duration(&text) {
+        Ok(d) if d.is_zero() => Err(cx.err(key, Problem::ZeroDuration(text))),
+        Ok(d) => Ok(d),
+        Err(e) => {
+            let problem = Problem::BadDuration {
+                value: text,
+                reason: e.to_string(),
+            };
+            Err(cx.err(key, problem))
+        }
+    }
 }
 
 fn alerts(cx: &Ctx, raw: RawAlerts) -> Result<AlertSettings, ConfigError> {

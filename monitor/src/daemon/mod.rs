@@ -88,6 +88,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let stale_alert = stale::check(&cgroup_root)?;
     let policy = Policy::from_config(&config);
     let mut probes = Probes::attach_with_policy(&cgroup_root, &policy)?;
+    let interface_hooks = kernel::interfaces::attach(&mut probes)?;
     let (ring, lost) = probes.take_event_maps()?;
     let stats = Arc::new(SourceStats::default());
     let source = KernelSource::new(ring, lost, Clock::from_system(), stats.clone())?;
@@ -106,6 +107,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     ));
     // Dropped on every return path: stops serving, removes the socket file.
     let _control = control.spawn(shared.clone());
+    // Dropped on every return path: the interface links go with it.
+    let _interface_hooks = interface_hooks.spawn();
     let _metrics = metrics_listener.map(|listener| metrics::spawn(listener, shared.clone()));
     let writer = stale::report(stale_alert, writer, &shared);
     let (events_tx, events_rx) = mpsc::channel(PIPELINE_DEPTH);

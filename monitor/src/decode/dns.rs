@@ -5,7 +5,7 @@ use hickory_proto::op::Message;
 use super::DecodeError;
 
 /// Parses the single message of a UDP payload.
-pub(super) fn udp_message(payload: &[u8], truncated: bool) -> Result<Message, DecodeError> {
+pub fn udp_message(payload: &[u8], truncated: bool) -> Result<Message, DecodeError> {
     parse(payload).map_err(|e| {
         // A cut datagram that does not parse failed because of the cut, most
         // likely; say so rather than blame the sender.

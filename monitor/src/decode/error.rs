@@ -53,6 +53,11 @@ pub enum DecodeError {
     #[error("connect record has unknown action {0} (expected 0 allowed or 1 blocked)")]
     BadAction(u32),
 
+    #[error(
+        "DNS owner record has unknown role {0} (expected 0 DNS, 1 DNS over TLS or 2 DNS over HTTPS)"
+    )]
+    BadOwnerRole(u32),
+
     #[error("DNS packet record has unknown flag bits {flags:#x}")]
     BadFlags { flags: u32 },
 

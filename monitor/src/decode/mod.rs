@@ -19,9 +19,11 @@ mod segment;
 #[cfg(test)]
 mod fuzz_tests;
 #[cfg(test)]
-mod test_packets;
+pub(crate) mod test_packets;
 
 pub use clock::Clock;
+// One DNS message from bytes, for `crate::reassembly`'s reassembled datagrams.
+pub use dns::udp_message;
 pub use error::DecodeError;
 pub use packet::{PacketMeta, dns_events, parse_ip_dns};
 pub use record::{DnsPacket, Record, decode_record};

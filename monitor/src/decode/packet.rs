@@ -33,7 +33,11 @@ pub struct PacketMeta {
 /// carries: one for UDP; for TCP every complete length-prefixed message in
 /// the segment (none for an empty segment).
 pub fn dns_events(packet: &DnsPacket) -> Result<Vec<DnsEvent>, DecodeError> {
-    parse_ip_dns(&packet.ip_packet, packet.meta())
+    let mut events = parse_ip_dns(&packet.ip_packet, packet.meta())?;
+    for event in &mut events {
+        event.socket_cookie = packet.socket_cookie;
+    }
+    Ok(events)
 }
 
 /// Same as [`dns_events`] from a raw IP packet, for replaying captures.
@@ -118,7 +122,12 @@ pub fn parse_ip_dns(ip_packet: &[u8], meta: PacketMeta) -> Result<Vec<DnsEvent>,
             destination,
             cgroup_id: meta.cgroup_id,
             truncated,
+            // Set by `dns_events`; a capture has no sockets.
+            socket_cookie: 0,
             message,
+            // Set by `crate::reassembly` for interface captures.
+            seen_at: crate::event::Hook::Socket,
+            fragmented: false,
         })
         .collect())
 }

@@ -146,6 +146,7 @@ fn dns_events_reads_the_kernel_packet() {
         truncated: false,
         socket_cookie: 1,
         ip_packet: udp4(CLIENT, RESOLVER, (40000, 53), &payload),
+        seen_at: crate::event::Hook::Socket,
     };
     let events = dns_events(&packet).unwrap();
     assert_eq!(

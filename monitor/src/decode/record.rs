@@ -16,13 +16,17 @@ use std::{
 };
 
 use pinwatch_common::{
-    CONNECT_ACTION_ALLOWED, CONNECT_ACTION_BLOCKED, ConnectEvent as RawConnect,
-    DNS_CAPTURE_CLASSES, DNS_FLAG_EGRESS, DNS_FLAG_TRUNCATED, DnsPacketHeader as RawDnsHeader,
-    DB_SEGMENT_BYTES, EVENT_KIND_CONNECT, EVENT_KIND_DB_SEGMENT, EVENT_KIND_DNS_PACKET,
+    CONNECT_ACTION_ALLOWED, CONNECT_ACTION_BLOCKED, ConnectEvent as RawConnect, DB_SEGMENT_BYTES,
+    DNS_CAPTURE_CLASSES, DNS_FLAG_EGRESS, DNS_FLAG_ETHERNET, DNS_FLAG_INTERFACE,
+    DNS_FLAG_TRUNCATED, DnsOwnerEvent as RawDnsOwner, DnsPacketHeader as RawDnsHeader,
+    ETHERNET_HEADER_LEN, EVENT_KIND_CONNECT, EVENT_KIND_DB_SEGMENT, EVENT_KIND_DNS_OWNER,
+    EVENT_KIND_DNS_PACKET, OWNER_ROLE_DNS, OWNER_ROLE_DOH, OWNER_ROLE_DOT,
 };
 
 use super::{Clock, DecodeError, PacketMeta};
-use crate::event::{ConnectAction, ConnectEvent, Direction, Process};
+use crate::event::{
+    ConnectAction, ConnectEvent, Direction, DnsOwnerEvent, Hook, OwnerRole, Process,
+};
 
 /// One decoded ring-buffer record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +36,8 @@ pub enum Record {
     /// The opening of a connection to a watched port; same shape as a DNS
     /// packet record (`decode::db_segment_event` reads its payload).
     DbSegment(DnsPacket),
+    /// The process behind a DNS socket.
+    DnsOwner(DnsOwnerEvent),
 }
 
 /// A captured IP packet carrying DNS, before the DNS payload is parsed.
@@ -47,6 +53,8 @@ pub struct DnsPacket {
     pub socket_cookie: u64,
     /// Captured bytes from the IP header on.
     pub ip_packet: Vec<u8>,
+    /// The cgroup hooks (a socket's packet) or tc ingress (an interface's).
+    pub seen_at: Hook,
 }
 
 impl DnsPacket {
@@ -67,11 +75,14 @@ pub fn decode_record(bytes: &[u8], clock: &Clock) -> Result<Record, DecodeError>
         .first_chunk::<4>()
         .ok_or(DecodeError::MissingKind { len: bytes.len() })?;
     match RecordKind::try_from(u32::from_ne_bytes(*kind_bytes))? {
-        RecordKind::DnsPacket => dns_packet(bytes, clock, &DNS_CAPTURE_CLASSES, &DNS_RECORD_LENS).map(Record::Dns),
+        RecordKind::DnsPacket => {
+            dns_packet(bytes, clock, &DNS_CAPTURE_CLASSES, &DNS_RECORD_LENS).map(Record::Dns)
+        }
         RecordKind::DbSegment => {
             dns_packet(bytes, clock, &[DB_SEGMENT_BYTES], &DB_RECORD_LENS).map(Record::DbSegment)
         }
         RecordKind::Connect => connect(&read_record(bytes)?, clock).map(Record::Connect),
+        RecordKind::DnsOwner => dns_owner(&read_record(bytes)?, clock).map(Record::DnsOwner),
     }
 }
 
@@ -79,6 +90,7 @@ enum RecordKind {
     DnsPacket,
     DbSegment,
     Connect,
+    DnsOwner,
 }
 
 impl TryFrom<u32> for RecordKind {
@@ -88,6 +100,7 @@ impl TryFrom<u32> for RecordKind {
             EVENT_KIND_DNS_PACKET => Ok(RecordKind::DnsPacket),
             EVENT_KIND_DB_SEGMENT => Ok(RecordKind::DbSegment),
             EVENT_KIND_CONNECT => Ok(RecordKind::Connect),
+            EVENT_KIND_DNS_OWNER => Ok(RecordKind::DnsOwner),
             other => Err(DecodeError::UnknownKind(other)),
         }
     }
@@ -104,6 +117,8 @@ unsafe trait Plain: Copy {}
 // padding (see the size assertions in pinwatch_common).
 unsafe impl Plain for RawDnsHeader {}
 unsafe impl Plain for RawConnect {}
+// SAFETY: repr(C), integers and byte arrays, explicit padding.
+unsafe impl Plain for RawDnsOwner {}
 
 /// A fixed-size record: exactly one struct.
 trait KernelRecord: Plain {
@@ -112,6 +127,10 @@ trait KernelRecord: Plain {
 
 impl KernelRecord for RawConnect {
     const KIND: u32 = EVENT_KIND_CONNECT;
+}
+
+impl KernelRecord for RawDnsOwner {
+    const KIND: u32 = EVENT_KIND_DNS_OWNER;
 }
 
 /// Copies a `T` out of the first `size_of::<T>()` bytes of `bytes`.
@@ -185,12 +204,15 @@ fn read_dns_record<'a>(
 struct DnsFlags {
     direction: Direction,
     truncated: bool,
+    seen_at: Hook,
+    ethernet: bool,
 }
 
 impl TryFrom<u32> for DnsFlags {
     type Error = DecodeError;
     fn try_from(flags: u32) -> Result<Self, DecodeError> {
-        if flags & !(DNS_FLAG_EGRESS | DNS_FLAG_TRUNCATED) != 0 {
+        let known = DNS_FLAG_EGRESS | DNS_FLAG_TRUNCATED | DNS_FLAG_INTERFACE | DNS_FLAG_ETHERNET;
+        if flags & !known != 0 {
             return Err(DecodeError::BadFlags { flags });
         }
         let direction = match flags & DNS_FLAG_EGRESS {
@@ -200,6 +222,11 @@ impl TryFrom<u32> for DnsFlags {
         Ok(DnsFlags {
             direction,
             truncated: flags & DNS_FLAG_TRUNCATED != 0,
+            seen_at: match flags & DNS_FLAG_INTERFACE {
+                0 => Hook::Socket,
+                _ => Hook::Interface,
+            },
+            ethernet: flags & DNS_FLAG_ETHERNET != 0,
         })
     }
 }
@@ -228,7 +255,18 @@ fn dns_packet(
         // says bytes are missing.
         truncated: flags.truncated || raw.captured_len < raw.packet_len,
         socket_cookie: raw.socket_cookie,
-        ip_packet: data[..captured].to_vec(),
+        // tc records start at the Ethernet header; the IP packet follows.
+        ip_packet: data[..captured]
+            .get(
+                if flags.ethernet {
+                    ETHERNET_HEADER_LEN
+                } else {
+                    0
+                }..,
+            )
+            .unwrap_or_default()
+            .to_vec(),
+        seen_at: flags.seen_at,
     })
 }
 
@@ -261,32 +299,60 @@ impl TryFrom<u32> for ConnectAction {
 
 fn connect(raw: &RawConnect, clock: &Clock) -> Result<ConnectEvent, DecodeError> {
     let action = ConnectAction::try_from(raw.action)?;
-    let ip = match Family::try_from(raw.family)? {
-        Family::Inet => {
-            let [a, b, c, d, ..] = raw.daddr;
-            IpAddr::V4(Ipv4Addr::new(a, b, c, d))
-        }
-        // An IPv4-mapped address stays as given; the detector canonicalizes.
-        Family::Inet6 => IpAddr::V6(Ipv6Addr::from(raw.daddr)),
-    };
-    let comm_len = raw
-        .comm
-        .iter()
-        .position(|&b| b == 0)
-        .unwrap_or(raw.comm.len());
+    let ip = address(raw.family, raw.daddr)?;
     Ok(ConnectEvent {
         timestamp: clock.to_system_time(raw.timestamp_ns),
-        process: Process {
-            pid: (raw.pid_tgid >> 32) as u32,
-            tid: raw.pid_tgid as u32,
-            uid: raw.uid_gid as u32,
-            gid: (raw.uid_gid >> 32) as u32,
-            name: String::from_utf8_lossy(&raw.comm[..comm_len]).into_owned(),
-            cgroup_id: raw.cgroup_id,
-        },
+        process: process(raw.pid_tgid, raw.uid_gid, &raw.comm, raw.cgroup_id),
         destination: SocketAddr::new(ip, raw.dport),
         action,
         socket_cookie: raw.socket_cookie,
+    })
+}
+
+fn address(family: u32, daddr: [u8; 16]) -> Result<IpAddr, DecodeError> {
+    Ok(match Family::try_from(family)? {
+        Family::Inet => {
+            let [a, b, c, d, ..] = daddr;
+            IpAddr::V4(Ipv4Addr::new(a, b, c, d))
+        }
+        // An IPv4-mapped address stays as given; the detector canonicalizes.
+        Family::Inet6 => IpAddr::V6(Ipv6Addr::from(daddr)),
+    })
+}
+
+fn process(pid_tgid: u64, uid_gid: u64, comm: &[u8; 16], cgroup_id: u64) -> Process {
+    let comm_len = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
+    Process {
+        pid: (pid_tgid >> 32) as u32,
+        tid: pid_tgid as u32,
+        uid: uid_gid as u32,
+        gid: (uid_gid >> 32) as u32,
+        name: String::from_utf8_lossy(&comm[..comm_len]).into_owned(),
+        cgroup_id,
+    }
+}
+
+impl TryFrom<u32> for OwnerRole {
+    type Error = DecodeError;
+    fn try_from(role: u32) -> Result<Self, DecodeError> {
+        match role {
+            OWNER_ROLE_DNS => Ok(OwnerRole::Dns),
+            OWNER_ROLE_DOT => Ok(OwnerRole::DnsOverTls),
+            OWNER_ROLE_DOH => Ok(OwnerRole::DnsOverHttps),
+            other => Err(DecodeError::BadOwnerRole(other)),
+        }
+    }
+}
+
+fn dns_owner(raw: &RawDnsOwner, clock: &Clock) -> Result<DnsOwnerEvent, DecodeError> {
+    let role = OwnerRole::try_from(raw.role)?;
+    let ip = address(raw.family, raw.daddr)?;
+    Ok(DnsOwnerEvent {
+        timestamp: clock.to_system_time(raw.timestamp_ns),
+        socket_cookie: raw.socket_cookie,
+        process: process(raw.pid_tgid, raw.uid_gid, &raw.comm, raw.cgroup_id),
+        role,
+        destination: SocketAddr::new(ip, raw.dport),
     })
 }
 

@@ -383,3 +383,78 @@ fn record_lengths_and_kinds() {
     assert_eq!(dns.len(), 1400);
     assert!(decode_both_ways(&dns).is_ok());
 }
+
+fn raw_owner(role: u32, family: u32, daddr: [u8; 16], dport: u16) -> RawDnsOwner {
+    let mut comm = [0u8; 16];
+    comm[..7].copy_from_slice(b"dnsmasq");
+    RawDnsOwner {
+        kind: EVENT_KIND_DNS_OWNER,
+        role,
+        timestamp_ns: 2_000,
+        pid_tgid: (812 << 32) | 813,
+        uid_gid: (65534 << 32) | 65534,
+        cgroup_id: 9,
+        socket_cookie: 0xd115,
+        daddr,
+        dport,
+        _pad: [0; 2],
+        family,
+        comm,
+    }
+}
+
+#[test]
+fn dns_owner_record_names_the_process_and_socket() {
+    let mut daddr = [0u8; 16];
+    daddr[..4].copy_from_slice(&[192, 0, 2, 53]);
+    let raw = raw_owner(OWNER_ROLE_DNS, 2, daddr, 53);
+    let Ok(Record::DnsOwner(owner)) = decode_both_ways(&bytes_of(&raw)) else {
+        panic!("an owner record");
+    };
+    assert_eq!(owner.socket_cookie, 0xd115);
+    assert_eq!(owner.role, OwnerRole::Dns);
+    assert_eq!(owner.process.pid, 812);
+    assert_eq!(owner.process.tid, 813);
+    assert_eq!(owner.process.uid, 65534);
+    assert_eq!(owner.process.name, "dnsmasq");
+    assert_eq!(owner.process.cgroup_id, 9);
+    assert_eq!(owner.destination, "192.0.2.53:53".parse().unwrap());
+
+    let v6 = Ipv6Addr::new(0x2606, 0x4700, 0x4700, 0, 0, 0, 0, 0x1111);
+    let raw = raw_owner(OWNER_ROLE_DOH, 10, v6.octets(), 443);
+    let Ok(Record::DnsOwner(owner)) = decode_both_ways(&bytes_of(&raw)) else {
+        panic!("an owner record");
+    };
+    assert_eq!(owner.role, OwnerRole::DnsOverHttps);
+    assert_eq!(owner.destination, SocketAddr::new(v6.into(), 443));
+    let raw = raw_owner(OWNER_ROLE_DOT, 2, daddr, 853);
+    assert!(matches!(
+        decode_both_ways(&bytes_of(&raw)),
+        Ok(Record::DnsOwner(DnsOwnerEvent {
+            role: OwnerRole::DnsOverTls,
+            ..
+        }))
+    ));
+}
+
+#[test]
+fn dns_owner_record_bad_fields() {
+    let raw = raw_owner(7, 2, [0; 16], 53);
+    assert!(matches!(
+        decode_both_ways(&bytes_of(&raw)),
+        Err(DecodeError::BadOwnerRole(7))
+    ));
+    let raw = raw_owner(OWNER_ROLE_DNS, 3, [0; 16], 53);
+    assert!(matches!(
+        decode_both_ways(&bytes_of(&raw)),
+        Err(DecodeError::BadFamily(3))
+    ));
+    let bytes = bytes_of(&raw_owner(OWNER_ROLE_DNS, 2, [0; 16], 53));
+    assert!(matches!(
+        decode_both_ways(&bytes[..bytes.len() - 8]),
+        Err(DecodeError::ShortRecord {
+            kind: EVENT_KIND_DNS_OWNER,
+            ..
+        })
+    ));
+}

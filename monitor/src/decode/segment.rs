@@ -64,6 +64,7 @@ mod tests {
             truncated,
             socket_cookie: 77,
             ip_packet: bytes,
+            seen_at: crate::event::Hook::Socket,
         }
     }
 
@@ -96,6 +97,7 @@ mod tests {
             truncated: true,
             socket_cookie: 1,
             ip_packet: bytes,
+            seen_at: crate::event::Hook::Socket,
         };
         let event = db_segment_event(&packet).unwrap();
         assert_eq!(event.client, "198.51.100.10:40000".parse().unwrap());

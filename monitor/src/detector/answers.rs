@@ -10,7 +10,7 @@ use hickory_proto::{
 use super::{Detector, LastAnswer, Verdict, pins::normalize_name};
 use crate::{
     alert::{Alert, DnsAnswer, DnsFacts, Rule},
-    event::{Direction, DnsEvent},
+    event::{Direction, DnsEvent, Hook},
 };
 
 /// CNAME links followed from the question name before giving up: deeper
@@ -19,9 +19,11 @@ pub const MAX_CNAME_DEPTH: usize = 8;
 
 pub(super) fn check_response(detector: &mut Detector, event: &DnsEvent) -> Vec<Alert> {
     // A response matters where it is delivered to a socket on this host; the
-    // same message leaving a local server is seen again on its way in.
+    // same message leaving a local server is seen again on its way in, and
+    // arriving at an interface (tc) before a socket takes it.
     if event.message.message_type() != MessageType::Response
         || event.direction != Direction::Ingress
+        || event.seen_at != Hook::Socket
     {
         return Vec::new();
     }
@@ -139,7 +141,7 @@ pub(crate) fn addresses_of(
     Some((min_ttl, ips))
 }
 
-fn describe(record: &Record) -> DnsAnswer {
+pub(super) fn describe(record: &Record) -> DnsAnswer {
     let name = record.name().to_string();
     DnsAnswer {
         name: name.strip_suffix('.').unwrap_or(&name).to_owned(),

@@ -10,7 +10,7 @@ use ipnet::IpNet;
 
 use super::{Detector, pins::canonical_ip};
 use crate::{
-    alert::{Alert, Rule},
+    alert::{Alert, HiddenResolution, Resolution, Rule},
     event::{ConnectAction, ConnectEvent, Transport},
 };
 
@@ -68,6 +68,14 @@ pub(super) fn check_connect(detector: &mut Detector, event: &ConnectEvent) -> Ve
             process.name, process.pid, process.uid,
         ),
     };
+    let resolution =
+        detector
+            .matching
+            .resolution(&event.process, domain.is_some(), event.timestamp);
+    let message = match &resolution {
+        Resolution::Observed => message,
+        Resolution::NotObserved(hidden) => format!("{message}. {}", hidden_sentence(hidden)),
+    };
     let mut alert = Alert::new(event.timestamp, rule, message);
     alert.database = database;
     alert.process = Some(event.process.clone());
@@ -76,7 +84,21 @@ pub(super) fn check_connect(detector: &mut Detector, event: &ConnectEvent) -> Ve
     alert.transport = Some(Transport::Tcp);
     alert.pinned = pinned;
     alert.unexpected_ips = vec![ip];
+    alert.resolution = Some(resolution);
     vec![alert]
+}
+
+/// Why no answer named the address, said rather than implied away.
+fn hidden_sentence(hidden: &HiddenResolution) -> String {
+    match hidden {
+        HiddenResolution::DnsOverTls(resolver) => format!(
+            "Its name resolution was not observable: the process talks DNS over TLS to {resolver}"
+        ),
+        HiddenResolution::DnsOverHttps(resolver) => format!(
+            "Its name resolution was not observable: the process talks DNS over HTTPS to {resolver}"
+        ),
+        HiddenResolution::Unknown => "No DNS answer pinwatch saw mapped a name to this address: it came from /etc/hosts, a literal address, a cache older than pinwatch's memory, or a resolver pinwatch cannot read".to_owned(),
+    }
 }
 
 #[cfg(test)]

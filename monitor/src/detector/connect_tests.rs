@@ -75,6 +75,9 @@ fn forged_answer(name: &str, ip: Ipv4Addr) -> Event {
         destination: "198.51.100.10:40000".parse().unwrap(),
         cgroup_id: 0,
         truncated: false,
+        socket_cookie: 0,
+        seen_at: crate::event::Hook::Socket,
+        fragmented: false,
         message,
     })
 }

@@ -5,6 +5,8 @@
 //! it without a kernel.
 mod answers;
 mod connect;
+mod fragmented;
+mod matching;
 mod pins;
 mod plaintext;
 mod recent;
@@ -61,6 +63,7 @@ pub struct Detector {
     last_answers: HashMap<String, LastAnswer>,
     counters: Counters,
     plaintext: plaintext::PlaintextTracker,
+    matching: matching::Matching,
 }
 
 impl Detector {
@@ -71,6 +74,7 @@ impl Detector {
             last_answers: HashMap::new(),
             counters: Counters::default(),
             plaintext: plaintext::PlaintextTracker::default(),
+            matching: matching::Matching::new(config),
         }
     }
 
@@ -79,7 +83,13 @@ impl Detector {
         let alerts = match event {
             Event::Dns(dns) => {
                 self.counters.dns_messages += 1;
-                answers::check_response(self, dns)
+                let (spoofing, context) = self.matching.observe(&self.pins, dns);
+                let mut alerts = answers::check_response(self, dns);
+                // The answer's process and stub path go on its alerts too.
+                context.apply(&mut alerts);
+                alerts.extend(spoofing);
+                alerts.extend(fragmented::check(self, dns));
+                alerts
             }
             Event::Connect(connect) => {
                 self.counters.connects += 1;
@@ -89,6 +99,10 @@ impl Detector {
             Event::Loss(loss) => self.loss(loss),
             Event::ReloadFailed(failure) => self.reload_failed(failure),
             Event::DbSegment(segment) => plaintext::check_segment(self, segment),
+            Event::DnsOwner(owner) => {
+                self.matching.owner(owner);
+                Vec::new()
+            }
         };
         for alert in &alerts {
             *self.counters.alerts.entry(alert.rule).or_default() += 1;
@@ -115,6 +129,7 @@ impl Detector {
             return Vec::new();
         }
         self.counters.events_lost += loss.count;
+        self.matching.lost(loss.timestamp);
         let message = format!(
             "pinwatch lost {} events ({}); detections may have been missed in that window — check the host's load and the ring buffer size",
             loss.count,

@@ -18,6 +18,7 @@ impl Detector {
         self.last_answers
             .retain(|hostname, _| pins.database_for_name(hostname).is_some());
         self.pins = pins;
+        self.matching.reconfigure(config);
     }
 
     pub(super) fn reload_failed(&self, failure: &ReloadFailure) -> Vec<Alert> {
@@ -85,6 +86,9 @@ mod tests {
             destination: "198.51.100.10:40000".parse().unwrap(),
             cgroup_id: 0,
             truncated: false,
+            socket_cookie: 0,
+            seen_at: crate::event::Hook::Socket,
+            fragmented: false,
             message,
         })
     }

@@ -80,6 +80,9 @@ fn dns(message: Message, direction: Direction, secs: u64) -> Event {
         destination: "198.51.100.10:40000".parse().unwrap(),
         cgroup_id: 0,
         truncated: false,
+        socket_cookie: 0,
+        seen_at: crate::event::Hook::Socket,
+        fragmented: false,
         message,
     })
 }

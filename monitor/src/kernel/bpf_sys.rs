@@ -19,6 +19,8 @@ pub const BPF_CGROUP_INET_INGRESS: u32 = 0;
 pub const BPF_CGROUP_INET_EGRESS: u32 = 1;
 pub const BPF_CGROUP_INET4_CONNECT: u32 = 10;
 pub const BPF_CGROUP_INET6_CONNECT: u32 = 11;
+pub const BPF_CGROUP_UDP4_SENDMSG: u32 = 14;
+pub const BPF_CGROUP_UDP6_SENDMSG: u32 = 15;
 const BPF_LINK_TYPE_CGROUP: u32 = 3;
 
 /// `union bpf_attr`, zeroed beyond the fields a command uses (the kernel
@@ -179,4 +181,20 @@ pub fn prog_detach(
         .put_u32(4, prog.as_raw_fd() as u32)
         .put_u32(8, attach_type);
     sys_bpf(BPF_PROG_DETACH, &mut attr).map(drop)
+}
+
+const BPF_LINK_CREATE: libc::c_long = 28;
+const BPF_TCX_INGRESS: u32 = 46;
+
+/// Attaches a tc program to an interface's tcx ingress hook (kernel ≥ 6.6)
+/// as a bpf_link, appended after the programs already there. The link lives
+/// as long as the returned descriptor (or the interface).
+pub fn tcx_ingress_link(program: BorrowedFd<'_>, ifindex: u32) -> io::Result<OwnedFd> {
+    let mut attr = Attr::new();
+    // link_create: prog_fd, target_ifindex, attach_type, flags; relative_fd
+    // and expected_revision stay 0 (no ordering constraint).
+    attr.put_u32(0, program.as_raw_fd() as u32)
+        .put_u32(4, ifindex)
+        .put_u32(8, BPF_TCX_INGRESS);
+    sys_bpf(BPF_LINK_CREATE, &mut attr).map(fd_from)
 }

@@ -31,7 +31,7 @@ struct ProgramSpec {
 /// Flags 0 for bpf_link_create, which the kernel turns into multi mode.
 const ATTACH_MODE: CgroupAttachMode = CgroupAttachMode::Single;
 
-const PROGRAMS: [ProgramSpec; 4] = [
+const PROGRAMS: [ProgramSpec; 8] = [
     ProgramSpec {
         name: "pw_dns_egress",
         kind: "cgroup_skb/egress",
@@ -49,6 +49,27 @@ const PROGRAMS: [ProgramSpec; 4] = [
     },
     ProgramSpec {
         name: "pw_connect6",
+        kind: "cgroup/connect6",
+        hook: Hook::SockAddr,
+    },
+    // Which process owns each DNS socket (monitor-ebpf/src/dns_owner.rs).
+    ProgramSpec {
+        name: "pw_dns_sendmsg4",
+        kind: "cgroup/sendmsg4",
+        hook: Hook::SockAddr,
+    },
+    ProgramSpec {
+        name: "pw_dns_sendmsg6",
+        kind: "cgroup/sendmsg6",
+        hook: Hook::SockAddr,
+    },
+    ProgramSpec {
+        name: "pw_dns_connect4",
+        kind: "cgroup/connect4",
+        hook: Hook::SockAddr,
+    },
+    ProgramSpec {
+        name: "pw_dns_connect6",
         kind: "cgroup/connect6",
         hook: Hook::SockAddr,
     },
@@ -176,6 +197,16 @@ impl Probes {
             detail: e.to_string(),
         })?;
         Ok((ring, lost))
+    }
+
+    /// The object, for `interfaces` to load and attach its tc program.
+    pub(super) fn ebpf_mut(&mut self) -> &mut Ebpf {
+        &mut self.ebpf
+    }
+
+    /// Lists a program attached outside this module (`interfaces`).
+    pub(super) fn add_program(&mut self, status: ProgramStatus) {
+        self.programs.push(status);
     }
 
     pub fn programs(&self) -> &[ProgramStatus] {

@@ -14,12 +14,13 @@ use std::{
 };
 
 use aya::maps::{MapData, PerCpuArray, RingBuf};
-use pinwatch_common::{LOSS_CONNECT, LOSS_DB_SEGMENT, LOSS_DNS_PACKET};
+use pinwatch_common::{LOSS_CONNECT, LOSS_DB_SEGMENT, LOSS_DNS_OWNER, LOSS_DNS_PACKET};
 use tokio::{io::unix::AsyncFd, sync::mpsc};
 
 use crate::{
     decode::{self, Clock, Record},
     event::{Event, LossEvent, LossOrigin},
+    reassembly::Assembler,
 };
 
 /// How long the reader lets events accumulate after a drain.
@@ -37,6 +38,14 @@ pub struct SourceStats {
     pub lost_dns_packets: AtomicU64,
     pub lost_connects: AtomicU64,
     pub lost_db_segments: AtomicU64,
+    pub lost_dns_owners: AtomicU64,
+    /// DNS-over-TCP flows and IP-fragmented datagrams reassembly gave up on
+    /// to stay within its memory bounds, and TCP bytes it did not keep.
+    pub reassembly_flows_evicted: AtomicU64,
+    pub reassembly_bytes_dropped: AtomicU64,
+    pub reassembly_fragments_evicted: AtomicU64,
+    /// Bytes reassembly holds now (TCP streams and IP fragments).
+    pub reassembly_buffered_bytes: AtomicU64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +70,8 @@ pub struct KernelSource {
     clock: Clock,
     stats: Arc<SourceStats>,
     undecodable_reported: u64,
+    /// TCP streams and IP fragments, put back together before decoding.
+    assembler: Assembler,
 }
 
 impl KernelSource {
@@ -81,6 +92,7 @@ impl KernelSource {
             clock,
             stats,
             undecodable_reported: 0,
+            assembler: Assembler::default(),
         })
     }
 
@@ -105,6 +117,7 @@ impl KernelSource {
             let mut batch = self.drain();
             if wake != Wake::Events {
                 batch.extend(self.losses()?);
+                batch.extend(self.reassembly_tick());
             }
             // The loss poll sends its batch even when empty: once a second,
             // it is the detector thread's tick (alert fold windows close on
@@ -126,7 +139,14 @@ impl KernelSource {
         while let Some(item) = ring.next() {
             self.stats.records.fetch_add(1, Ordering::Relaxed);
             match decode::decode_record(&item, &self.clock) {
-                Ok(Record::Connect(connect)) => batch.push(Event::Connect(connect)),
+                Ok(Record::Connect(mut connect)) => {
+                    name_process_by_its_leader(&mut connect.process);
+                    batch.push(Event::Connect(connect));
+                }
+                Ok(Record::DnsOwner(mut owner)) => {
+                    name_process_by_its_leader(&mut owner.process);
+                    batch.push(Event::DnsOwner(owner));
+                }
                 Ok(Record::DbSegment(packet)) => match decode::db_segment_event(&packet) {
                     Ok(segment) => batch.push(Event::DbSegment(segment)),
                     Err(error) => {
@@ -134,7 +154,7 @@ impl KernelSource {
                         tracing::warn!("undecodable database segment: {error}");
                     }
                 },
-                Ok(Record::Dns(packet)) => match decode::dns_events(&packet) {
+                Ok(Record::Dns(packet)) => match self.assembler.push_packet(&packet) {
                     Ok(events) => batch.extend(events.into_iter().map(Event::Dns)),
                     Err(error) => {
                         // Hostile or odd traffic on port 53 is normal; it is
@@ -150,6 +170,34 @@ impl KernelSource {
             }
         }
         batch
+    }
+
+    /// Reports fragmented datagrams that will not complete, and publishes
+    /// what reassembly dropped.
+    fn reassembly_tick(&mut self) -> Vec<Event> {
+        let expired = self.assembler.expire(SystemTime::now());
+        let stats = self.assembler.stats();
+        let evicted = stats.tcp.flows_evicted + stats.tcp.flows_desynced;
+        let before = self
+            .stats
+            .reassembly_flows_evicted
+            .swap(evicted, Ordering::Relaxed);
+        if evicted > before {
+            tracing::warn!(
+                flows = evicted - before,
+                "DNS-over-TCP reassembly gave up on flows (memory bound reached, or bytes the kernel did not copy)"
+            );
+        }
+        self.stats
+            .reassembly_bytes_dropped
+            .store(stats.tcp.bytes_dropped, Ordering::Relaxed);
+        self.stats
+            .reassembly_fragments_evicted
+            .store(stats.fragments.datagrams_evicted, Ordering::Relaxed);
+        self.stats
+            .reassembly_buffered_bytes
+            .store(stats.buffered_bytes as u64, Ordering::Relaxed);
+        expired.into_iter().map(Event::Dns).collect()
     }
 
     /// Turns growth of the kernel's per-CPU loss counters, and of records
@@ -172,6 +220,11 @@ impl KernelSource {
                 LOSS_DB_SEGMENT,
                 LossOrigin::KernelDbSegment,
                 &self.stats.lost_db_segments,
+            ),
+            (
+                LOSS_DNS_OWNER,
+                LossOrigin::KernelDnsOwner,
+                &self.stats.lost_dns_owners,
             ),
         ] {
             let total: u64 = self
@@ -201,5 +254,19 @@ impl KernelSource {
             self.undecodable_reported = undecodable;
         }
         Ok(events)
+    }
+}
+
+/// The kernel reports the calling thread's name (`isc-net-0000` for dig's
+/// network thread); alerts name the process, as `ps` does: the thread-group
+/// leader's name, read while the process is most likely alive (once per
+/// DNS socket, once per connect to a watched port). Kept as is when the
+/// process is gone.
+fn name_process_by_its_leader(process: &mut crate::event::Process) {
+    if process.pid == process.tid {
+        return;
+    }
+    if let Ok(name) = std::fs::read_to_string(format!("/proc/{}/comm", process.pid)) {
+        process.name = name.trim_end_matches('\n').to_owned();
     }
 }

@@ -19,7 +19,7 @@ use std::{
 use super::bpf_sys::{self, CgroupLink};
 
 /// The programs pinwatch attaches, with their hook.
-const HOOKS: [(&str, u32, &str); 4] = [
+const HOOKS: [(&str, u32, &str); 8] = [
     (
         "pw_dns_egress",
         bpf_sys::BPF_CGROUP_INET_EGRESS,
@@ -37,6 +37,26 @@ const HOOKS: [(&str, u32, &str); 4] = [
     ),
     (
         "pw_connect6",
+        bpf_sys::BPF_CGROUP_INET6_CONNECT,
+        "cgroup/connect6",
+    ),
+    (
+        "pw_dns_sendmsg4",
+        bpf_sys::BPF_CGROUP_UDP4_SENDMSG,
+        "cgroup/sendmsg4",
+    ),
+    (
+        "pw_dns_sendmsg6",
+        bpf_sys::BPF_CGROUP_UDP6_SENDMSG,
+        "cgroup/sendmsg6",
+    ),
+    (
+        "pw_dns_connect4",
+        bpf_sys::BPF_CGROUP_INET4_CONNECT,
+        "cgroup/connect4",
+    ),
+    (
+        "pw_dns_connect6",
         bpf_sys::BPF_CGROUP_INET6_CONNECT,
         "cgroup/connect6",
     ),

@@ -39,6 +39,9 @@ pub struct Snapshot {
     pub events_lost: Vec<(LossOrigin, u64)>,
     pub kernel_records: u64,
     pub dns_parse_errors: u64,
+    /// DNS-over-TCP flows and fragmented datagrams reassembly gave up on
+    /// (memory bounds, bytes the kernel did not copy).
+    pub reassembly_given_up: u64,
     pub programs: Vec<ProgramStatus>,
 }
 
@@ -65,10 +68,13 @@ impl Snapshot {
                 (LossOrigin::KernelDnsPacket, load(&source.lost_dns_packets)),
                 (LossOrigin::KernelConnect, load(&source.lost_connects)),
                 (LossOrigin::KernelDbSegment, load(&source.lost_db_segments)),
+                (LossOrigin::KernelDnsOwner, load(&source.lost_dns_owners)),
                 (LossOrigin::Undecodable, load(&source.undecodable)),
             ],
             kernel_records: load(&source.records),
             dns_parse_errors: load(&source.dns_parse_errors),
+            reassembly_given_up: load(&source.reassembly_flows_evicted)
+                + load(&source.reassembly_fragments_evicted),
             programs: shared.programs(),
         }
     }
@@ -151,6 +157,11 @@ impl Collector for Snapshot {
             "Packets on port 53 that did not parse as DNS.",
             self.dns_parse_errors,
         )?;
+        counter(
+            "pinwatch_dns_reassembly_given_up",
+            "DNS-over-TCP flows and fragmented DNS datagrams dropped by reassembly (memory bounds, or bytes the kernel did not copy).",
+            self.reassembly_given_up,
+        )?;
 
         let mut family = encoder.encode_descriptor(
             "pinwatch_alerts",
@@ -216,6 +227,7 @@ fn origin_name(origin: LossOrigin) -> &'static str {
         LossOrigin::KernelDnsPacket => "kernel-dns-packet",
         LossOrigin::KernelConnect => "kernel-connect",
         LossOrigin::KernelDbSegment => "kernel-db-segment",
+        LossOrigin::KernelDnsOwner => "kernel-dns-owner",
         LossOrigin::Undecodable => "undecodable",
     }
 }

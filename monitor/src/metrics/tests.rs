@@ -24,6 +24,7 @@ fn snapshot() -> Snapshot {
         ],
         kernel_records: 20,
         dns_parse_errors: 1,
+        reassembly_given_up: 0,
         programs: vec![
             ProgramStatus {
                 name: "pw_dns_egress",

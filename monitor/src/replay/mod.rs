@@ -2,7 +2,7 @@
 //! a pcap or pcapng capture instead of the kernel's ring buffer.
 //!
 //! Steps per frame: [`capture`] (file records → frames) → [`link`] (link
-//! layer → IP packet) → [`decode::parse_ip_dns`] (the daemon's own IP/UDP/TCP
+//! layer → IP packet) → [`Assembler`] (the daemon's own IP/UDP/TCP
 //! and DNS parsing) → [`Detector::observe`] → [`Folder`] → the caller's
 //! alert writer. Nothing here needs privileges or touches the kernel.
 //!
@@ -18,8 +18,9 @@
 //!   becomes a connect event from an unknown process (pid 0, no name), so
 //!   `unexpected-db-peer` works on captures; its alerts carry no process
 //!   fields.
-//! - TCP. Each segment is parsed on its own, as the daemon does today: DNS
-//!   messages split across segments are not reassembled yet.
+//! - TCP and fragments go through the daemon's reassembly (one flow table
+//!   per capture); datagrams whose fragments never all arrived are judged,
+//!   as what is known of them, when the capture ends.
 //! - Time. Every event carries its packet's capture timestamp, so alerts
 //!   (and fold windows) follow the capture's clock, not the wall clock.
 mod capture;
@@ -40,9 +41,10 @@ use crate::{
         fold::{self, Folder},
     },
     config::Config,
-    decode::{self, DecodeError, PacketMeta},
+    decode::{DecodeError, PacketMeta},
     detector::Detector,
-    event::{ConnectAction, ConnectEvent, Direction, Event, Process},
+    event::{ConnectAction, ConnectEvent, Direction, Event, Hook, Process},
+    reassembly::Assembler,
 };
 
 /// What a replay went through; printed as one line on stderr.
@@ -107,6 +109,21 @@ pub fn replay(capture: &[u8], config: &Config, mut emit: impl FnMut(&Alert)) -> 
             break;
         }
     }
+    // Datagrams whose fragments never all arrived, as what is known of them.
+    if let Some(last) = replayer.last_timestamp {
+        let late = replayer
+            .assembler
+            .expire(last + std::time::Duration::from_secs(3600));
+        replayer.summary.dns_messages += late.len() as u64;
+        for event in late {
+            for alert in replayer.detector.observe(&Event::Dns(event)) {
+                replayer.summary.alerts += 1;
+                for line in replayer.folder.offer(alert) {
+                    replayer.emit(&line, &mut emit);
+                }
+            }
+        }
+    }
     // Whatever was folded is written, also after an error.
     for alert in replayer.folder.flush() {
         replayer.emit(&alert, &mut emit);
@@ -118,6 +135,9 @@ pub fn replay(capture: &[u8], config: &Config, mut emit: impl FnMut(&Alert)) -> 
 }
 
 struct Replayer {
+    /// The daemon's own TCP and fragment reassembly.
+    assembler: Assembler,
+    last_timestamp: Option<std::time::SystemTime>,
     detector: Detector,
     folder: Folder,
     watched_ports: BTreeSet<u16>,
@@ -127,6 +147,8 @@ struct Replayer {
 impl Replayer {
     fn new(config: &Config) -> Replayer {
         Replayer {
+            assembler: Assembler::default(),
+            last_timestamp: None,
             detector: Detector::new(config),
             folder: Folder::new(config.alerts.dedup_window, fold::DEFAULT_CAPACITY),
             watched_ports: config.watched_ports(),
@@ -163,12 +185,15 @@ impl Replayer {
             cgroup_id: 0,
             truncated: frame.truncated,
         };
-        match decode::parse_ip_dns(ip, meta) {
+        self.last_timestamp = Some(frame.timestamp);
+        // A capture's packets reached the capturing host's stack: judged as
+        // delivered, with no socket cookie.
+        match self.assembler.push(ip, meta, 0, Hook::Socket) {
             Ok(messages) => {
                 self.summary.dns_messages += messages.len() as u64;
                 events.extend(messages.into_iter().map(Event::Dns));
             }
-            // Other traffic, and fragments (not reassembled, as in the daemon).
+            // Other traffic, and fragments still waiting for the rest.
             Err(
                 DecodeError::NotDns { .. }
                 | DecodeError::UnsupportedProtocol { .. }

@@ -79,6 +79,9 @@ pub(crate) fn answer(question: &str, addresses: &[&str], at: SystemTime) -> Even
         destination: "198.51.100.10:40000".parse().unwrap(),
         cgroup_id: 0,
         truncated: false,
+        socket_cookie: 0,
+        seen_at: crate::event::Hook::Socket,
+        fragmented: false,
         message,
     })
 }

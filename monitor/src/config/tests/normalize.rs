@@ -211,3 +211,18 @@ fn is_toml_line(s: &str) -> bool {
         || s.split_once(" = ")
             .is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
 }
+
+#[test]
+fn dns_thresholds_default_and_parse() {
+    let c = ok(DB);
+    assert_eq!(
+        c.dns.txid_mismatch_threshold,
+        DEFAULT_TXID_MISMATCH_THRESHOLD
+    );
+    assert_eq!(c.dns.query_timeout, DEFAULT_QUERY_TIMEOUT);
+    let c = ok(&format!(
+        "{DB}[dns]\ntxid_mismatch_threshold = 25\nquery_timeout = \"30s\"\n"
+    ));
+    assert_eq!(c.dns.txid_mismatch_threshold, 25);
+    assert_eq!(c.dns.query_timeout, Duration::from_secs(30));
+}

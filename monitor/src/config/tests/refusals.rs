@@ -280,3 +280,23 @@ fn unreadable_file_is_named() {
         "{err}"
     );
 }
+
+#[test]
+fn refuses_bad_dns_thresholds() {
+    for (value, problem) in [
+        ("0", "0 is out of range (1-65535)"),
+        ("-3", "-3 is out of range (1-65535)"),
+        ("70000", "70000 is out of range (1-65535)"),
+    ] {
+        let text = format!("{DB}[dns]\ntxid_mismatch_threshold = {value}\n");
+        assert_refused(&text, "dns.txid_mismatch_threshold", problem);
+    }
+    let text = format!("{DB}[dns]\nquery_timeout = \"0s\"\n");
+    assert_refused(
+        &text,
+        "dns.query_timeout",
+        r#""0s" must be longer than zero"#,
+    );
+    let text = format!("{DB}[dns]\nquery_timeout = \"soon\"\n");
+    assert_refused(&text, "dns.query_timeout", r#""soon" is not a duration"#);
+}

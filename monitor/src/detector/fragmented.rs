@@ -1,0 +1,184 @@
+//! `dns-fragmented-response`: a response for a configured hostname that
+//! arrived as IP fragments.
+//!
+//! DNS responses that fragment are rare (EDNS sizes stay under the MTU
+//! since DNS Flag Day 2020), and fragments are how an off-path attacker
+//! replaces the tail of a genuine answer without guessing its id or port.
+//! The event is the datagram put back together at the interface — or, when
+//! a fragment never came, what its first fragment held. The kernel
+//! reassembles before socket delivery, so the socket's copy is judged by
+//! `dns-answer-diverged` as any other; this alert carries the addresses and
+//! which of them fall outside the pinned set, so it stands on its own when
+//! no socket took the datagram.
+use std::net::IpAddr;
+
+use hickory_proto::op::MessageType;
+
+use super::{Detector, addresses_of, answers::describe, cname_chain};
+use crate::{
+    alert::{Alert, DnsFacts, Rule},
+    event::DnsEvent,
+};
+
+pub(super) fn check(detector: &Detector, event: &DnsEvent) -> Vec<Alert> {
+    if !event.fragmented || event.message.message_type() != MessageType::Response {
+        return Vec::new();
+    }
+    let mut alerts = Vec::new();
+    for query in event.message.queries() {
+        let question = query.name().to_string();
+        let chain = cname_chain(&question, event.message.answers());
+        let Some(db_index) = chain
+            .iter()
+            .find_map(|name| detector.pins.database_for_name(name))
+        else {
+            continue;
+        };
+        let database = detector.pins.database(db_index);
+        let ips: Vec<IpAddr> = addresses_of(&chain, event.message.answers())
+            .map(|(_, ips)| ips.into_iter().map(|(ip, _)| ip).collect())
+            .unwrap_or_default();
+        let unexpected: Vec<IpAddr> = ips
+            .iter()
+            .copied()
+            .filter(|&ip| !database.allows(ip))
+            .collect();
+        let trimmed = question.strip_suffix('.').unwrap_or(&question).to_owned();
+        let completeness = if event.truncated {
+            "not all of its fragments arrived"
+        } else {
+            "all fragments arrived and were reassembled"
+        };
+        let verdict = if unexpected.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; it carries {} outside the pinned set",
+                unexpected
+                    .iter()
+                    .map(IpAddr::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        let message = format!(
+            "DNS response for {trimmed} (database {}) from {} arrived as IP fragments ({completeness}){verdict}; fragments let an off-path attacker splice forged records into a genuine answer — check the resolver's EDNS buffer size and the path to it",
+            database.name,
+            event.source.ip(),
+        );
+        let mut alert = Alert::new(event.timestamp, Rule::DnsFragmentedResponse, message);
+        alert.database = Some(database.name.clone());
+        alert.source = Some(event.source);
+        alert.destination = Some(event.destination);
+        alert.transport = Some(event.transport);
+        alert.pinned = database.pinned.clone();
+        alert.unexpected_ips = unexpected;
+        alert.dns = Some(DnsFacts {
+            id: event.message.id(),
+            question_name: trimmed,
+            question_type: query.query_type().to_string(),
+            resolved_ips: ips,
+            answers: event.message.answers().iter().map(describe).collect(),
+        });
+        alerts.push(alert);
+    }
+    alerts
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use hickory_proto::{
+        op::{Message, MessageType, Query},
+        rr::{Name, RData, Record, RecordType, rdata},
+    };
+
+    use crate::{
+        alert::Rule,
+        config::{Config, HostDefaults},
+        detector::Detector,
+        event::{Direction, DnsEvent, Event, Hook, Transport},
+    };
+
+    const CONFIG: &str = r#"
+[[database]]
+name = "orders"
+hostnames = ["db.prod.internal"]
+pinned = ["192.0.2.0/24"]
+"#;
+
+    fn detector() -> Detector {
+        let host = HostDefaults {
+            resolv_conf_nameservers: vec![],
+        };
+        Detector::new(&Config::from_toml(CONFIG, None, &host).unwrap())
+    }
+
+    fn response(question: &str, ip: &str, seen_at: Hook, fragmented: bool) -> Event {
+        let mut message = Message::new();
+        message
+            .set_id(7)
+            .set_message_type(MessageType::Response)
+            .add_query(Query::query(
+                Name::from_ascii(question).unwrap(),
+                RecordType::A,
+            ));
+        message.add_answer(Record::from_rdata(
+            Name::from_ascii(question).unwrap(),
+            60,
+            RData::A(rdata::A(ip.parse().unwrap())),
+        ));
+        Event::Dns(DnsEvent {
+            timestamp: UNIX_EPOCH + Duration::from_secs(1_790_000_000),
+            direction: Direction::Ingress,
+            transport: Transport::Udp,
+            source: "198.51.100.53:53".parse().unwrap(),
+            destination: "198.51.100.10:40000".parse().unwrap(),
+            cgroup_id: 0,
+            truncated: false,
+            socket_cookie: 0,
+            message,
+            seen_at,
+            fragmented,
+        })
+    }
+
+    fn rules(detector: &mut Detector, event: &Event) -> Vec<Rule> {
+        detector.observe(event).iter().map(|a| a.rule).collect()
+    }
+
+    #[test]
+    fn fragmented_response_for_a_watched_name_alerts_once_per_hook() {
+        let mut d = detector();
+        // At the interface: fragments, reassembled. The diverged answer is
+        // on the fragmented alert, not a second rule.
+        let at_interface = response("db.prod.internal.", "203.0.113.9", Hook::Interface, true);
+        let alerts = d.observe(&at_interface);
+        let fragmented: Vec<_> = alerts
+            .iter()
+            .filter(|a| a.rule == Rule::DnsFragmentedResponse)
+            .collect();
+        assert_eq!(fragmented.len(), 1, "{alerts:?}");
+        assert_eq!(
+            fragmented[0].unexpected_ips,
+            ["203.0.113.9".parse::<std::net::IpAddr>().unwrap()]
+        );
+        assert!(!alerts.iter().any(|a| a.rule == Rule::DnsAnswerDiverged));
+        // The same datagram delivered to the socket, reassembled by the
+        // kernel: judged by dns-answer-diverged only.
+        let at_socket = response("db.prod.internal.", "203.0.113.9", Hook::Socket, false);
+        let rules = rules(&mut d, &at_socket);
+        assert!(rules.contains(&Rule::DnsAnswerDiverged), "{rules:?}");
+        assert!(!rules.contains(&Rule::DnsFragmentedResponse), "{rules:?}");
+    }
+
+    #[test]
+    fn fragments_for_other_names_or_unfragmented_responses_raise_nothing() {
+        let mut d = detector();
+        let other = response("www.example.com.", "203.0.113.9", Hook::Interface, true);
+        assert!(!rules(&mut d, &other).contains(&Rule::DnsFragmentedResponse));
+        let whole = response("db.prod.internal.", "192.0.2.1", Hook::Interface, false);
+        assert!(rules(&mut d, &whole).is_empty());
+    }
+}

@@ -1,0 +1,369 @@
+//! The matching rules, on one response delivered to a socket on this host.
+use std::{
+    collections::hash_map::DefaultHasher,
+    hash::{Hash, Hasher},
+    net::IpAddr,
+};
+
+use hickory_proto::{
+    op::Message,
+    rr::{Name, RData, Record, RecordType},
+};
+
+use super::{
+    Matching, delivered,
+    table::{Fingerprint, FlowKey, Lookup},
+};
+use crate::{
+    alert::{Alert, DnsFacts, Rule},
+    detector::{
+        answers::{MAX_CNAME_DEPTH, describe},
+        pins::{PinIndex, PinnedDatabase},
+    },
+    event::DnsEvent,
+};
+
+pub(super) fn judge_response(
+    matching: &mut Matching,
+    pins: &PinIndex,
+    event: &DnsEvent,
+    tracked: bool,
+) -> Vec<Alert> {
+    let message = &event.message;
+    let question = message.queries().first();
+    let chain = question.map_or_else(Vec::new, |q| name_chain(q.name(), message.answers()));
+    let database = chain
+        .iter()
+        .find_map(|name| pins.database_for_name(&name.to_ascii()))
+        .map(|i| pins.database(i));
+    let client = match matching.owners.process(event.socket_cookie) {
+        Some(p) => format!(
+            "process {} (pid {}) at {}",
+            p.name, p.pid, event.destination
+        ),
+        None => event.destination.to_string(),
+    };
+    let client = client.as_str();
+    let mut alerts = Vec::new();
+    if tracked && delivered(event) {
+        let blind = matching.is_blind(event.timestamp);
+        let threshold = matching.settings.threshold;
+        let key = FlowKey {
+            client: event.destination,
+            server: event.source,
+        };
+        let asked = question.map(|q| (q.name(), q.query_type(), q.query_class()));
+        match matching.table.lookup(&key, message.id(), asked) {
+            Lookup::NoFlow if blind => {}
+            Lookup::NoFlow => alerts.push(unsolicited(event, database, client)),
+            Lookup::Mismatch(flow) => {
+                flow.mismatches += 1;
+                if flow.mismatches >= threshold && !flow.burst_reported {
+                    flow.burst_reported = true;
+                    let waiting = flow.queries.last().map(|p| p.name.clone());
+                    alerts.push(burst(event, database, client, flow.mismatches, waiting));
+                }
+            }
+            Lookup::Matched(index, flow) => {
+                let answer = fingerprint(message, database);
+                let pending = &mut flow.queries[index];
+                pending.answered = pending.answered.saturating_add(1);
+                if let Some((name, ..)) = asked
+                    && !pending.name.eq_case(name)
+                    && !pending.case_reported
+                {
+                    pending.case_reported = true;
+                    alerts.push(case_mismatch(event, database, client, &pending.name, name));
+                }
+                match pending.first_answer {
+                    None => pending.first_answer = Some(answer),
+                    // Each transmission may get its answer; one more than
+                    // was asked for, saying something else, is a second
+                    // voice.
+                    Some(first)
+                        if pending.answered > pending.sent
+                            && conflicts(first, answer)
+                            && !pending.conflict_reported =>
+                    {
+                        pending.conflict_reported = true;
+                        alerts.push(conflicting(event, database, client));
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+    let Some(database) = database else {
+        return alerts;
+    };
+    if !delivered(event) {
+        return alerts;
+    }
+    let resolver = event.source.ip().to_canonical();
+    if event.socket_cookie != 0
+        && delivered(event)
+        && !matching.settings.trusted.contains(&resolver)
+    {
+        alerts.push(untrusted(event, database, client, resolver));
+    }
+    let outside = out_of_bailiwick(message, &chain);
+    if !outside.is_empty() {
+        alerts.push(bailiwick(event, database, &outside));
+    }
+    alerts
+}
+
+/// A response seen at the interface (tc), delivered or not: a second,
+/// different answer to a query answered already is a conflict even when
+/// no socket took it.
+pub(super) fn judge_at_interface(
+    matching: &mut Matching,
+    pins: &PinIndex,
+    event: &DnsEvent,
+) -> Vec<Alert> {
+    let message = &event.message;
+    let Some(question) = message.queries().first() else {
+        return Vec::new();
+    };
+    let key = FlowKey {
+        client: event.destination,
+        server: event.source,
+    };
+    let asked = Some((
+        question.name(),
+        question.query_type(),
+        question.query_class(),
+    ));
+    let Lookup::Matched(index, flow) = matching.table.lookup(&key, message.id(), asked) else {
+        return Vec::new();
+    };
+    let pending = &mut flow.queries[index];
+    pending.arrived = pending.arrived.saturating_add(1);
+    let Some(first) = pending.first_answer else {
+        return Vec::new();
+    };
+    let chain = name_chain(question.name(), message.answers());
+    let database = chain
+        .iter()
+        .find_map(|name| pins.database_for_name(&name.to_ascii()))
+        .map(|i| pins.database(i));
+    if pending.arrived > pending.sent
+        && conflicts(first, fingerprint(message, database))
+        && !pending.conflict_reported
+    {
+        pending.conflict_reported = true;
+        let client = event.destination.to_string();
+        return vec![conflicting(event, database, &client)];
+    }
+    Vec::new()
+}
+
+/// The question name followed through the answer's CNAMEs.
+fn name_chain(question: &Name, answers: &[Record]) -> Vec<Name> {
+    let mut chain = vec![question.clone()];
+    for _ in 0..MAX_CNAME_DEPTH {
+        let current = chain.last().expect("starts non-empty");
+        let next = answers.iter().find_map(|record| match record.data() {
+            RData::CNAME(target) if record.name() == current => Some(target.0.clone()),
+            _ => None,
+        });
+        match next {
+            Some(target) if !chain.contains(&target) => chain.push(target),
+            _ => break,
+        }
+    }
+    chain
+}
+
+/// Owner names of authority and additional records outside the zones of
+/// the question: the parent of each name of the CNAME chain, and any
+/// authority NS/SOA owner that is an ancestor of one. Address records for a
+/// nameserver named in the authority section are glue and allowed: servers
+/// send out-of-zone glue, and caches do not trust it.
+fn out_of_bailiwick(message: &Message, chain: &[Name]) -> Vec<String> {
+    let mut zones: Vec<Name> = chain.iter().map(Name::base_name).collect();
+    let mut nameservers: Vec<&Name> = Vec::new();
+    for record in message.name_servers() {
+        if chain.iter().any(|name| record.name().zone_of(name)) {
+            zones.push(record.name().clone());
+        }
+        if let RData::NS(ns) = record.data() {
+            nameservers.push(&ns.0);
+        }
+    }
+    let mut outside: Vec<String> = Vec::new();
+    let authority = message.name_servers().iter().map(|r| (r, false));
+    let additional = message.additionals().iter().map(|r| (r, true));
+    for (record, is_additional) in authority.chain(additional) {
+        let owner = record.name();
+        let inside = zones.iter().any(|zone| zone.zone_of(owner));
+        let glue = is_additional
+            && matches!(record.record_type(), RecordType::A | RecordType::AAAA)
+            && nameservers.contains(&owner);
+        let text = trim(owner);
+        if !inside && !glue && !outside.contains(&text) {
+            outside.push(text);
+        }
+    }
+    outside
+}
+
+/// What a response says, ignoring order and TTLs.
+fn fingerprint(message: &Message, database: Option<&PinnedDatabase>) -> Fingerprint {
+    let mut sum = 0u64;
+    let mut addresses = 0usize;
+    let mut all_pinned = database.is_some();
+    for record in message.answers() {
+        let mut hasher = DefaultHasher::new();
+        record.record_type().hash(&mut hasher);
+        record.name().hash(&mut hasher);
+        match record.data() {
+            RData::A(a) => {
+                a.0.hash(&mut hasher);
+                addresses += 1;
+                all_pinned &= database.is_some_and(|db| db.allows(IpAddr::V4(a.0)));
+            }
+            RData::AAAA(aaaa) => {
+                aaaa.0.hash(&mut hasher);
+                addresses += 1;
+                all_pinned &= database.is_some_and(|db| db.allows(IpAddr::V6(aaaa.0)));
+            }
+            RData::CNAME(target) => target.0.hash(&mut hasher),
+            other => other.to_string().hash(&mut hasher),
+        }
+        // Order-insensitive: round-robin reorders answers.
+        sum = sum.wrapping_add(hasher.finish());
+    }
+    let mut hasher = DefaultHasher::new();
+    u16::from(message.response_code()).hash(&mut hasher);
+    sum.hash(&mut hasher);
+    Fingerprint {
+        hash: hasher.finish(),
+        truncated: message.truncated(),
+        all_pinned: all_pinned && addresses > 0,
+    }
+}
+
+fn conflicts(first: Fingerprint, second: Fingerprint) -> bool {
+    let both_pinned = first.all_pinned && second.all_pinned;
+    first.hash != second.hash && !first.truncated && !second.truncated && !both_pinned
+}
+
+fn trim(name: &Name) -> String {
+    let text = name.to_string();
+    text.strip_suffix('.').map(str::to_owned).unwrap_or(text)
+}
+
+/// `name TYPE` of the message's question.
+fn question_text(event: &DnsEvent) -> String {
+    event.message.queries().first().map_or_else(
+        || "(no question)".to_owned(),
+        |q| format!("{} {}", trim(q.name()), q.query_type()),
+    )
+}
+
+fn base(event: &DnsEvent, rule: Rule, message: String, database: Option<&PinnedDatabase>) -> Alert {
+    let mut alert = Alert::new(event.timestamp, rule, message);
+    alert.database = database.map(|db| db.name.clone());
+    alert.source = Some(event.source);
+    alert.destination = Some(event.destination);
+    alert.transport = Some(event.transport);
+    let query = event.message.queries().first();
+    alert.dns = Some(DnsFacts {
+        id: event.message.id(),
+        question_name: query.map(|q| trim(q.name())).unwrap_or_default(),
+        question_type: query
+            .map(|q| q.query_type().to_string())
+            .unwrap_or_default(),
+        resolved_ips: event
+            .message
+            .answers()
+            .iter()
+            .filter_map(|r| match r.data() {
+                RData::A(a) => Some(IpAddr::V4(a.0)),
+                RData::AAAA(aaaa) => Some(IpAddr::V6(aaaa.0)),
+                _ => None,
+            })
+            .collect(),
+        answers: event.message.answers().iter().map(describe).collect(),
+    });
+    alert
+}
+
+fn unsolicited(event: &DnsEvent, database: Option<&PinnedDatabase>, client: &str) -> Alert {
+    let message = format!(
+        "A DNS response from {} to {} ({}, id {}) answers no query pinwatch saw that socket send; someone may be spoofing answers or probing for the port (a reply later than [dns] query_timeout looks the same) — look for more of these",
+        event.source,
+        client,
+        question_text(event),
+        event.message.id(),
+    );
+    base(event, Rule::DnsUnsolicitedResponse, message, database)
+}
+
+fn burst(
+    event: &DnsEvent,
+    database: Option<&PinnedDatabase>,
+    client: &str,
+    count: u32,
+    waiting: Option<Name>,
+) -> Alert {
+    let waiting = waiting.map_or_else(
+        || "a query".to_owned(),
+        |n| format!("its query for {}", trim(&n)),
+    );
+    let message = format!(
+        "{count} DNS responses with wrong transaction ids reached {} claiming to come from {} while {waiting} waited; someone is racing the genuine answer (Kaminsky / SAD DNS style) — treat answers for that name as suspect and check the path to the resolver",
+        client, event.source,
+    );
+    base(event, Rule::DnsTxidMismatchBurst, message, database)
+}
+
+fn conflicting(event: &DnsEvent, database: Option<&PinnedDatabase>, client: &str) -> Alert {
+    let message = format!(
+        "Two different DNS responses from {} answered one query ({}, id {}) sent by {}; one of them is forged and the client may have taken it — check what it connected to",
+        event.source,
+        question_text(event),
+        event.message.id(),
+        client,
+    );
+    base(event, Rule::DnsConflictingResponses, message, database)
+}
+
+fn case_mismatch(
+    event: &DnsEvent,
+    database: Option<&PinnedDatabase>,
+    client: &str,
+    sent: &Name,
+    got: &Name,
+) -> Alert {
+    let message = format!(
+        "The DNS response from {} to {} spells the question {} where the query said {}; resolvers copy the question exactly, so this reply was likely forged by someone who guessed the id but not the letter case (0x20)",
+        event.source,
+        client,
+        trim(got),
+        trim(sent),
+    );
+    base(event, Rule::DnsCaseMismatch, message, database)
+}
+
+fn untrusted(event: &DnsEvent, database: &PinnedDatabase, client: &str, resolver: IpAddr) -> Alert {
+    let message = format!(
+        "DNS answer for {} (database {}) came from resolver {resolver}, which is not in [dns] trusted_resolvers; find out why {} resolves through it, or add it to the trusted set",
+        question_text(event),
+        database.name,
+        client,
+    );
+    base(event, Rule::DnsUntrustedResolver, message, Some(database))
+}
+
+fn bailiwick(event: &DnsEvent, database: &PinnedDatabase, outside: &[String]) -> Alert {
+    let message = format!(
+        "DNS response for {} (database {}) from {} carries records outside the queried zone ({}); a cache that accepts them is poisoned beyond this name — check the resolver",
+        question_text(event),
+        database.name,
+        event.source,
+        outside.join(", "),
+    );
+    base(event, Rule::DnsBailiwickViolation, message, Some(database))
+}

@@ -1,0 +1,209 @@
+//! B2: the DNS throughput tax. dnsperf saturates dnsmasq on the loopback of
+//! a namespace of our own (port 53, which the kernel filter captures), with
+//! and without pinwatch, alternating runs.
+use std::{
+    fmt::Write as _,
+    net::UdpSocket,
+    process::{Child, Stdio},
+    time::Duration,
+};
+
+use anyhow::{Context, bail};
+
+use super::{
+    DATABASES, dns,
+    lab::{Daemon, Netns, scratch},
+    measure::{median, verdict},
+};
+
+const SECONDS: u32 = 10;
+const PAIRS: usize = 3;
+const GOAL: f64 = 0.97;
+
+pub fn run() -> anyhow::Result<String> {
+    let netns = Netns::new("b2")?;
+    let queries = scratch("b2-queries.txt");
+    let names: String = (0..1000).map(|i| format!("h{i}.bench.test A\n")).collect();
+    std::fs::write(&queries, names)?;
+    let _dnsmasq = Dnsmasq::start(&netns)?;
+    let mut without = Vec::new();
+    let mut with = Vec::new();
+    let mut lost = 0;
+    let mut seen = Vec::new();
+    // Warm dnsmasq and the page cache once, unmeasured.
+    dnsperf(&netns, &queries, 2)?;
+    for _ in 0..PAIRS {
+        without.push(dnsperf(&netns, &queries, SECONDS)?.qps);
+        let daemon = Daemon::start(DATABASES)?;
+        let before = daemon.counter("dns_messages")?;
+        let result = dnsperf(&netns, &queries, SECONDS)?;
+        // Each message passes egress and ingress on loopback: two captures.
+        let expected = 2 * (result.sent + result.completed);
+        let messages = super::b4::settled(&daemon)? - before;
+        seen.push(messages as f64 / expected as f64);
+        lost += daemon.counter("events_lost")?;
+        with.push(result.qps);
+    }
+    let _ = std::fs::remove_file(&queries);
+    let (off, on) = (median(&without), median(&with));
+    let ratio = on / off;
+    let mut md = String::new();
+    writeln!(md, "## B2 DNS throughput tax\n")?;
+    writeln!(
+        md,
+        "dnsperf against dnsmasq (local zone, no logging) on 127.0.0.1:53 in a network namespace \
+         the bench creates, {SECONDS} s at saturation (`-q 500`), {PAIRS} runs without and \
+         {PAIRS} with pinwatch, alternating; medians. Every query and response passes the \
+         egress and the ingress program, so pinwatch captures four messages per query.\n"
+    )?;
+    writeln!(
+        md,
+        "Reproduce: `cargo xtask bench --only b2` (source `xtask/src/bench/b2.rs`; the measured command is `ip netns exec NS dnsperf -s 127.0.0.1 -d QUERIES -l {SECONDS} -q 500`).\n"
+    )?;
+    writeln!(md, "| | queries/s | runs |")?;
+    writeln!(md, "| --- | ---: | --- |")?;
+    writeln!(md, "| without pinwatch | {off:.0} | {} |", list(&without))?;
+    writeln!(md, "| with pinwatch | {on:.0} | {} |", list(&with))?;
+    writeln!(md)?;
+    writeln!(
+        md,
+        "- Ratio with/without: **{ratio:.3}** — goal ≥ {GOAL}: {}",
+        verdict(ratio >= GOAL)
+    )?;
+    writeln!(
+        md,
+        "- Events lost (`counters.events_lost`, all runs): **{lost}** — goal 0: {}",
+        verdict(lost == 0)
+    )?;
+    writeln!(
+        md,
+        "- DNS messages the daemon counted ÷ messages on the wire (2 × (sent + answered)): {}\n",
+        seen.iter()
+            .map(|s| format!("{s:.3}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )?;
+    writeln!(
+        md,
+        "Where a goal is missed here the cause is the userspace cost per DNS message: see \
+         \"Where the time goes in userspace\" under B4.\n"
+    )?;
+    Ok(md)
+}
+
+fn list(values: &[f64]) -> String {
+    values
+        .iter()
+        .map(|v| format!("{v:.0}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+struct Perf {
+    qps: f64,
+    sent: u64,
+    completed: u64,
+}
+
+fn dnsperf(netns: &Netns, queries: &std::path::Path, seconds: u32) -> anyhow::Result<Perf> {
+    let out = netns
+        .command("dnsperf")
+        .args(["-s", "127.0.0.1", "-p", "53", "-q", "500", "-l"])
+        .arg(seconds.to_string())
+        .arg("-d")
+        .arg(queries)
+        .output()
+        .context("cannot run dnsperf")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |label: &str| -> anyhow::Result<f64> {
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(label))
+            .with_context(|| format!("dnsperf printed no `{label}`:\n{text}"))?;
+        let value = line.split(':').nth(1).context("odd line")?;
+        Ok(value
+            .split_whitespace()
+            .next()
+            .context("odd line")?
+            .parse()?)
+    };
+    if !out.status.success() {
+        bail!(
+            "dnsperf failed:\n{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(Perf {
+        qps: field("Queries per second")?,
+        sent: field("Queries sent")? as u64,
+        completed: field("Queries completed")? as u64,
+    })
+}
+
+struct Dnsmasq(Child);
+
+impl Dnsmasq {
+    fn start(netns: &Netns) -> anyhow::Result<Dnsmasq> {
+        let child = netns
+            .command("dnsmasq")
+            .args([
+                "--keep-in-foreground",
+                "--no-resolv",
+                "--no-hosts",
+                "--conf-file=/dev/null",
+                "--pid-file=",
+                "--bind-interfaces",
+                "--listen-address=127.0.0.1",
+                "--user=root",
+                "--group=root",
+                "--local-ttl=300",
+                "--address=/bench.test/192.0.2.1",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start dnsmasq")?;
+        let dnsmasq = Dnsmasq(child);
+        let answered = netns.spawn(|| -> std::io::Result<bool> {
+            let socket = UdpSocket::bind("127.0.0.1:0")?;
+            socket.connect("127.0.0.1:53")?;
+            socket.set_read_timeout(Some(Duration::from_millis(100)))?;
+            let mut buf = [0u8; 512];
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while std::time::Instant::now() < deadline {
+                // Refused (ICMP, at once) until dnsmasq listens: try again.
+                let _ = socket.send(&dns::query(1, "ready.bench.test", 1));
+                match socket.recv(&mut buf) {
+                    Ok(_) => return Ok(true),
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    Err(_) => {}
+                }
+            }
+            Ok(false)
+        })?;
+        if !answered
+            .join()
+            .map_err(|_| anyhow::anyhow!("probe panicked"))??
+        {
+            let dig = netns
+                .command("dig")
+                .args(["+short", "+tries=1", "@127.0.0.1", "ready.bench.test"])
+                .output()?;
+            bail!(
+                "dnsmasq did not answer on 127.0.0.1:53 within 5 s (dig from the namespace: {})",
+                String::from_utf8_lossy(&dig.stdout).trim()
+            );
+        }
+        Ok(dnsmasq)
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

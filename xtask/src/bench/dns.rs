@@ -1,0 +1,127 @@
+//! DNS messages on the wire, built by hand (xtask stays free of a DNS
+//! library), and a paced UDP sender of them.
+use std::{
+    net::{Ipv4Addr, UdpSocket},
+    os::fd::AsRawFd,
+    time::{Duration, Instant},
+};
+
+/// The hostname the benchmark databases watch.
+pub const HOST: &str = "cockroach.prod.internal";
+
+fn name(out: &mut Vec<u8>, name: &str) {
+    for label in name.split('.').filter(|l| !l.is_empty()) {
+        out.push(label.len() as u8);
+        out.extend_from_slice(label.as_bytes());
+    }
+    out.push(0);
+}
+
+/// A response to `host` A with one A record per address (the owner names
+/// point back at the question).
+pub fn response(id: u16, host: &str, addresses: &[Ipv4Addr]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + 16 * addresses.len());
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(&[0x81, 0x80, 0, 1]);
+    out.extend_from_slice(&(addresses.len() as u16).to_be_bytes());
+    out.extend_from_slice(&[0, 0, 0, 0]);
+    name(&mut out, host);
+    out.extend_from_slice(&[0, 1, 0, 1]);
+    for address in addresses {
+        // Pointer to the question name at offset 12; A, IN, TTL 30, 4 bytes.
+        out.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4]);
+        out.extend_from_slice(&address.octets());
+    }
+    out
+}
+
+/// A query for `host` with type `qtype`.
+pub fn query(id: u16, host: &str, qtype: u16) -> Vec<u8> {
+    let mut out = Vec::with_capacity(48);
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    name(&mut out, host);
+    out.extend_from_slice(&qtype.to_be_bytes());
+    out.extend_from_slice(&[0, 1]);
+    out
+}
+
+/// Sends `payload` from `socket` (connected) at `rate` packets per second
+/// for `duration`, in batches of `sendmmsg` every millisecond. Returns the
+/// packets sent and the rate achieved.
+pub fn flood(socket: &UdpSocket, payload: &[u8], rate: u64, duration: Duration) -> (u64, f64) {
+    const BATCH: usize = 64;
+    let mut iov: Vec<libc::iovec> = (0..BATCH)
+        .map(|_| libc::iovec {
+            iov_base: payload.as_ptr() as *mut _,
+            iov_len: payload.len(),
+        })
+        .collect();
+    // SAFETY: mmsghdr is plain data; zeroed is a valid empty header.
+    let mut headers: Vec<libc::mmsghdr> = (0..BATCH)
+        .map(|_| unsafe { std::mem::zeroed::<libc::mmsghdr>() })
+        .collect();
+    for (header, iov) in headers.iter_mut().zip(iov.iter_mut()) {
+        header.msg_hdr.msg_iov = iov;
+        header.msg_hdr.msg_iovlen = 1;
+    }
+    let start = Instant::now();
+    let mut sent = 0u64;
+    while start.elapsed() < duration {
+        let due = (start.elapsed().as_secs_f64() * rate as f64) as u64;
+        if sent >= due {
+            std::thread::sleep(Duration::from_micros(500));
+            continue;
+        }
+        let count = (due - sent).min(BATCH as u64) as u32;
+        // SAFETY: the headers point at iovecs and a payload that outlive the call.
+        let n = unsafe { libc::sendmmsg(socket.as_raw_fd(), headers.as_mut_ptr(), count, 0) };
+        if n > 0 {
+            sent += n as u64;
+        }
+    }
+    (sent, sent as f64 / start.elapsed().as_secs_f64())
+}
+
+/// A sender bound to 127.0.0.1:53 and a receiver that never reads, in a
+/// namespace of their own: each response passes the egress program and the
+/// ingress program (which runs before the full receive queue drops it), so
+/// pinwatch captures two DNS messages per packet while the receiver costs
+/// no CPU.
+pub struct Loopback {
+    sender: UdpSocket,
+    _receiver: UdpSocket,
+    payload: Vec<u8>,
+}
+
+/// The receiver's port.
+const SINK_PORT: u16 = 40600;
+
+impl Loopback {
+    pub fn new(netns: &super::lab::Netns, payload: Vec<u8>) -> anyhow::Result<Loopback> {
+        let (sender, receiver) = netns
+            .spawn(|| -> std::io::Result<(UdpSocket, UdpSocket)> {
+                let receiver = UdpSocket::bind(("127.0.0.1", SINK_PORT))?;
+                let sender = UdpSocket::bind("127.0.0.1:53")?;
+                sender.connect(("127.0.0.1", SINK_PORT))?;
+                Ok((sender, receiver))
+            })?
+            .join()
+            .map_err(|_| anyhow::anyhow!("socket setup panicked"))??;
+        Ok(Loopback {
+            sender,
+            _receiver: receiver,
+            payload,
+        })
+    }
+
+    /// Sends at `rate` packets per second for `duration`; see [`flood`].
+    pub fn flood(&self, rate: u64, duration: Duration) -> (u64, f64) {
+        flood(&self.sender, &self.payload, rate, duration)
+    }
+
+    /// One packet with another payload (latency probes).
+    pub fn send(&self, payload: &[u8]) -> std::io::Result<usize> {
+        self.sender.send(payload)
+    }
+}
