@@ -14,6 +14,7 @@ mod b5;
 mod b6;
 mod b7;
 mod b8;
+mod b9;
 mod dns;
 mod lab;
 mod lock;
@@ -38,12 +39,12 @@ pinned = ["192.0.2.0/24", "127.0.0.0/8"]
 trusted_resolvers = ["127.0.0.1", "198.51.100.53"]
 "#;
 
-const PARTS: [&str; 8] = ["b1", "b2", "b3", "b4", "b5", "b6", "b7", "b8"];
+const PARTS: [&str; 9] = ["b1", "b2", "b3", "b4", "b5", "b6", "b7", "b8", "b9"];
 const DOC: &str = "BENCHMARKS.md";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Run only these parts (b1…b8, comma-separated); their sections of
+    /// Run only these parts (b1…b9, comma-separated); their sections of
     /// BENCHMARKS.md are replaced, the others kept.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
@@ -102,6 +103,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             "b5" => b5::run(),
             "b6" => b6::run(args.long),
             "b8" => b8::run(),
+            "b9" => b9::run(),
             _ => b7::run(),
         }
         .with_context(|| format!("benchmark {part}"))?;

@@ -110,6 +110,12 @@ impl Detector {
         alerts
     }
 
+    /// Entries of the query/response matching table (bounded); for the
+    /// memory benchmark and status.
+    pub fn outstanding_queries(&self) -> usize {
+        self.matching.outstanding()
+    }
+
     pub fn counters(&self) -> &Counters {
         &self.counters
     }

@@ -121,6 +121,11 @@ impl Matching {
         self.settings = Settings::of(config);
     }
 
+    /// Outstanding-query entries held; bounded by the table's capacity.
+    pub fn outstanding(&self) -> usize {
+        self.table.len()
+    }
+
     pub fn owner(&mut self, event: &DnsOwnerEvent) {
         self.owners.record(event);
     }

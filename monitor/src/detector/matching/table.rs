@@ -193,7 +193,7 @@ impl QueryTable {
         }
     }
 
-    #[cfg(test)]
+    /// Entries held (one per client/server/id/question hop).
     pub fn len(&self) -> usize {
         self.flows.len()
     }
