@@ -42,26 +42,7 @@ pub fn run() -> anyhow::Result<String> {
     }
     // Unmeasured warm-up.
     loops(&netns, 2_000)?;
-    let (mut off, mut on) = (Vec::new(), Vec::new());
-    let mut programs = std::collections::BTreeMap::<String, (u64, u64)>::new();
-    for _ in 0..PAIRS {
-        off.push(loops(&netns, ITERATIONS)?);
-        let daemon = Daemon::start(DATABASES)?;
-        let stats = BpfStats::enable()?;
-        let before = bpf_programs()?;
-        on.push(loops(&netns, ITERATIONS)?);
-        let after = bpf_programs()?;
-        drop(stats);
-        for (name, (ns, count)) in after {
-            let (b_ns, b_count) = before.get(&name).copied().unwrap_or_default();
-            if name.starts_with("pw_") && count > b_count {
-                let entry = programs.entry(name).or_insert((0, 0));
-                entry.0 += ns - b_ns;
-                entry.1 += count - b_count;
-            }
-        }
-        drop(daemon);
-    }
+    let (off, on, programs) = alternate(PAIRS, || loops(&netns, ITERATIONS))?;
     stop.store(true, Ordering::Relaxed);
     // Wake the acceptors so they see the flag.
     loops(&netns, 1)?;
@@ -121,6 +102,39 @@ pub fn run() -> anyhow::Result<String> {
     }
     writeln!(md)?;
     Ok(md)
+}
+
+/// What pinwatch's programs cost during the runs with it: name → (run
+/// time ns, runs), from the kernel's BPF statistics.
+pub type ProgramCosts = std::collections::BTreeMap<String, (u64, u64)>;
+
+/// Runs `measure` `pairs` times without and with the daemon, alternating
+/// so drift hits both alike; returns both series and the programs' costs.
+pub fn alternate<T>(
+    pairs: usize,
+    mut measure: impl FnMut() -> anyhow::Result<T>,
+) -> anyhow::Result<(Vec<T>, Vec<T>, ProgramCosts)> {
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    let mut programs = ProgramCosts::new();
+    for _ in 0..pairs {
+        off.push(measure()?);
+        let daemon = Daemon::start(DATABASES)?;
+        let stats = BpfStats::enable()?;
+        let before = bpf_programs()?;
+        on.push(measure()?);
+        let after = bpf_programs()?;
+        drop(stats);
+        for (name, (ns, count)) in after {
+            let (b_ns, b_count) = before.get(&name).copied().unwrap_or_default();
+            if name.starts_with("pw_") && count > b_count {
+                let entry = programs.entry(name).or_insert((0, 0));
+                entry.0 += ns - b_ns;
+                entry.1 += count - b_count;
+            }
+        }
+        drop(daemon);
+    }
+    Ok((off, on, programs))
 }
 
 fn runs(values: &[[f64; 2]]) -> String {

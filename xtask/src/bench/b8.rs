@@ -16,10 +16,9 @@ use std::{
 use anyhow::Context;
 
 use super::{
-    DATABASES,
-    b3::WATCHED,
-    lab::{Daemon, Netns},
-    measure::{BpfStats, bpf_programs, median},
+    b3::{WATCHED, alternate},
+    lab::Netns,
+    measure::median,
 };
 
 const ITERATIONS: usize = 10_000;
@@ -45,26 +44,7 @@ pub fn run() -> anyhow::Result<String> {
         })
     };
     exchanges(&netns, 1_000)?;
-    let (mut off, mut on) = (Vec::new(), Vec::new());
-    let mut programs = std::collections::BTreeMap::<String, (u64, u64)>::new();
-    for _ in 0..PAIRS {
-        off.push(exchanges(&netns, ITERATIONS)?);
-        let daemon = Daemon::start(DATABASES)?;
-        let stats = BpfStats::enable()?;
-        let before = bpf_programs()?;
-        on.push(exchanges(&netns, ITERATIONS)?);
-        let after = bpf_programs()?;
-        drop(stats);
-        for (name, (ns, count)) in after {
-            let (b_ns, b_count) = before.get(&name).copied().unwrap_or_default();
-            if name.starts_with("pw_") && count > b_count {
-                let entry = programs.entry(name).or_insert((0, 0));
-                entry.0 += ns - b_ns;
-                entry.1 += count - b_count;
-            }
-        }
-        drop(daemon);
-    }
+    let (off, on, programs) = alternate(PAIRS, || exchanges(&netns, ITERATIONS))?;
     stop.store(true, Ordering::Relaxed);
     exchanges(&netns, 1)?;
     let _ = server.join();
