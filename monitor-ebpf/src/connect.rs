@@ -15,9 +15,11 @@ use pinwatch_common::{
     PIN_KEY_PORT_BITS, PORT_FLAG_ENFORCE, PinKeyV4, PinKeyV6,
 };
 
-use crate::maps::{EVENTS, PINNED_V4, PINNED_V6, SUBMIT_FLAGS, WATCHED_PORTS, count_loss};
+use crate::{
+    maps::{EVENTS, PINNED_V4, PINNED_V6, SUBMIT_FLAGS, WATCHED_PORTS, count_loss},
+    sockaddr::{self, AF_INET},
+};
 
-const AF_INET: u32 = 2;
 const AF_INET6: u32 = 10;
 const IPPROTO_TCP: u32 = 6;
 /// sock_addr programs answer 1 to let the call proceed, 0 to make it fail
@@ -49,18 +51,7 @@ fn judge_connect(ctx: &SockAddrContext, family: u32) -> i32 {
         return ALLOW;
     };
     let enforce = policy.flags & PORT_FLAG_ENFORCE != 0;
-    let mut daddr = [0u8; 16];
-    unsafe {
-        if family == AF_INET {
-            daddr[..4].copy_from_slice(&(*addr).user_ip4.to_ne_bytes());
-        } else {
-            let words = (*addr).user_ip6;
-            daddr[0..4].copy_from_slice(&words[0].to_ne_bytes());
-            daddr[4..8].copy_from_slice(&words[1].to_ne_bytes());
-            daddr[8..12].copy_from_slice(&words[2].to_ne_bytes());
-            daddr[12..16].copy_from_slice(&words[3].to_ne_bytes());
-        }
-    }
+    let daddr = sockaddr::destination(ctx, family);
     // Decided before reporting: a full ring buffer loses the record, never
     // the verdict.
     let action = if enforce && !pinned(family, port, &daddr) {

@@ -26,9 +26,11 @@ use pinwatch_common::{
     OWNER_ROLE_DNS, OWNER_ROLE_DOH, OWNER_ROLE_DOT,
 };
 
-use crate::maps::{EVENTS, SUBMIT_FLAGS, count_loss};
+use crate::{
+    maps::{EVENTS, SUBMIT_FLAGS, count_loss},
+    sockaddr::{self, AF_INET},
+};
 
-const AF_INET: u32 = 2;
 const AF_INET6: u32 = 10;
 const IPPROTO_TCP: u32 = 6;
 const IPPROTO_UDP: u32 = 17;
@@ -98,29 +100,21 @@ fn observe(ctx: &SockAddrContext, family: u32, connect: bool) {
     // The kernel's copy of the sockaddr, not user memory.
     let (protocol, user_port) = unsafe { ((*addr).protocol, (*addr).user_port) };
     let port = u16::from_be(user_port as u16);
-    let mut daddr = [0u8; 16];
-    unsafe {
-        if family == AF_INET {
-            daddr[..4].copy_from_slice(&(*addr).user_ip4.to_ne_bytes());
+    let role =
+        if port == DNS_PORT && (protocol == IPPROTO_UDP || (connect && protocol == IPPROTO_TCP)) {
+            OWNER_ROLE_DNS
+        } else if connect && protocol == IPPROTO_TCP && port == DOT_PORT {
+            OWNER_ROLE_DOT
+        } else if connect
+            && protocol == IPPROTO_TCP
+            && port == HTTPS_PORT
+            && is_doh(family, &sockaddr::destination(ctx, family))
+        {
+            OWNER_ROLE_DOH
         } else {
-            let words = (*addr).user_ip6;
-            daddr[0..4].copy_from_slice(&words[0].to_ne_bytes());
-            daddr[4..8].copy_from_slice(&words[1].to_ne_bytes());
-            daddr[8..12].copy_from_slice(&words[2].to_ne_bytes());
-            daddr[12..16].copy_from_slice(&words[3].to_ne_bytes());
-        }
-    }
-    let role = if port == DNS_PORT
-        && (protocol == IPPROTO_UDP || (connect && protocol == IPPROTO_TCP))
-    {
-        OWNER_ROLE_DNS
-    } else if connect && protocol == IPPROTO_TCP && port == DOT_PORT {
-        OWNER_ROLE_DOT
-    } else if connect && protocol == IPPROTO_TCP && port == HTTPS_PORT && is_doh(family, &daddr) {
-        OWNER_ROLE_DOH
-    } else {
-        return;
-    };
+            return;
+        };
+    let daddr = sockaddr::destination(ctx, family);
     // SAFETY: the helper reads the socket behind the context.
     let socket_cookie = unsafe { bpf_get_socket_cookie(ctx.sock_addr.cast()) };
     if DNS_OWNERS.get_ptr(&socket_cookie).is_some() {

@@ -11,6 +11,7 @@ mod db;
 mod dns;
 mod dns_owner;
 mod maps;
+mod sockaddr;
 mod tc;
 
 /// Reference program for the in-kernel cost benchmark: it does nothing, so

@@ -3,11 +3,14 @@
 use std::net::IpAddr;
 
 use hickory_proto::{
-    op::MessageType,
+    op::{MessageType, Query},
     rr::{RData, Record, RecordType},
 };
 
-use super::{Detector, LastAnswer, Verdict, pins::normalize_name};
+use super::{
+    Detector, LastAnswer, Verdict,
+    pins::{PinnedDatabase, normalize_name},
+};
 use crate::{
     alert::{Alert, DnsAnswer, DnsFacts, Rule},
     event::{Direction, DnsEvent, Hook},
@@ -82,21 +85,16 @@ pub(super) fn check_response(detector: &mut Detector, event: &DnsEvent) -> Vec<A
                 event.source.ip(),
                 join(&unexpected),
             );
-            let mut alert = Alert::new(event.timestamp, Rule::DnsAnswerDiverged, message);
-            alert.database = Some(database.name.clone());
-            alert.source = Some(event.source);
-            alert.destination = Some(event.destination);
-            alert.transport = Some(event.transport);
-            alert.pinned = database.pinned.clone();
-            alert.unexpected_ips = unexpected;
-            alert.dns = Some(DnsFacts {
-                id: event.message.id(),
-                question_name: trimmed_question,
-                question_type: query.query_type().to_string(),
-                resolved_ips: ips.clone(),
-                answers: event.message.answers().iter().map(describe).collect(),
-            });
-            alerts.push(alert);
+            alerts.push(answer_alert(
+                event,
+                query,
+                Rule::DnsAnswerDiverged,
+                message,
+                database,
+                trimmed_question,
+                ips.clone(),
+                unexpected,
+            ));
         }
     }
     alerts
@@ -139,6 +137,36 @@ pub(crate) fn addresses_of(
         .collect();
     let min_ttl = ips.iter().map(|&(_, ttl)| ttl).min()?;
     Some((min_ttl, ips))
+}
+
+/// An alert about a DNS answer for a configured database: the resolver, the
+/// client, the pinned set, the addresses outside it and the answer itself.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn answer_alert(
+    event: &DnsEvent,
+    query: &Query,
+    rule: Rule,
+    message: String,
+    database: &PinnedDatabase,
+    question_name: String,
+    resolved_ips: Vec<IpAddr>,
+    unexpected_ips: Vec<IpAddr>,
+) -> Alert {
+    let mut alert = Alert::new(event.timestamp, rule, message);
+    alert.database = Some(database.name.clone());
+    alert.source = Some(event.source);
+    alert.destination = Some(event.destination);
+    alert.transport = Some(event.transport);
+    alert.pinned = database.pinned.clone();
+    alert.unexpected_ips = unexpected_ips;
+    alert.dns = Some(DnsFacts {
+        id: event.message.id(),
+        question_name,
+        question_type: query.query_type().to_string(),
+        resolved_ips,
+        answers: event.message.answers().iter().map(describe).collect(),
+    });
+    alert
 }
 
 pub(super) fn describe(record: &Record) -> DnsAnswer {

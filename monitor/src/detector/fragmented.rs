@@ -14,9 +14,9 @@ use std::net::IpAddr;
 
 use hickory_proto::op::MessageType;
 
-use super::{Detector, addresses_of, answers::describe, cname_chain};
+use super::{Detector, addresses_of, answers::answer_alert, cname_chain};
 use crate::{
-    alert::{Alert, DnsFacts, Rule},
+    alert::{Alert, Rule},
     event::DnsEvent,
 };
 
@@ -66,21 +66,16 @@ pub(super) fn check(detector: &Detector, event: &DnsEvent) -> Vec<Alert> {
             database.name,
             event.source.ip(),
         );
-        let mut alert = Alert::new(event.timestamp, Rule::DnsFragmentedResponse, message);
-        alert.database = Some(database.name.clone());
-        alert.source = Some(event.source);
-        alert.destination = Some(event.destination);
-        alert.transport = Some(event.transport);
-        alert.pinned = database.pinned.clone();
-        alert.unexpected_ips = unexpected;
-        alert.dns = Some(DnsFacts {
-            id: event.message.id(),
-            question_name: trimmed,
-            question_type: query.query_type().to_string(),
-            resolved_ips: ips,
-            answers: event.message.answers().iter().map(describe).collect(),
-        });
-        alerts.push(alert);
+        alerts.push(answer_alert(
+            event,
+            query,
+            Rule::DnsFragmentedResponse,
+            message,
+            database,
+            trimmed,
+            ips,
+            unexpected,
+        ));
     }
     alerts
 }
