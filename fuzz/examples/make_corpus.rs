@@ -80,6 +80,37 @@ fn main() {
         write("dns_path", name, &input);
     }
 
+    // Reassembly script steps: [op][flow][seq or offset: 4][extra wire bytes][len], data.
+    let step = |op: u8, flow: u8, number: u32, data: &[u8]| {
+        let mut bytes = vec![op, flow];
+        bytes.extend_from_slice(&number.to_be_bytes());
+        bytes.push(0);
+        bytes.push(u8::try_from(data.len()).expect("a step holds at most 255 bytes"));
+        bytes.extend_from_slice(data);
+        bytes
+    };
+    let stream = framed(&[&query(), &forged]);
+    let (first, second) = stream.split_at(stream.len() / 2);
+    let in_order = [
+        step(0, 1, 1000, first),
+        step(2, 1, 1000 + first.len() as u32, second),
+    ]
+    .concat();
+    let out_of_order = [
+        step(0, 1, 1000 + first.len() as u32, second),
+        step(2, 1, 1000, first),
+    ]
+    .concat();
+    write("reassembly", "tcp-split", &in_order);
+    write("reassembly", "tcp-out-of-order", &out_of_order);
+    let datagram = &udp_forged[20..];
+    let (head, tail) = datagram.split_at(16);
+    write(
+        "reassembly",
+        "fragments",
+        &[step(3, 2, 0, head), step(1, 2, 16, tail)].concat(),
+    );
+
     // Configuration.
     let example = fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/pinwatch.toml"))
         .expect("config/pinwatch.toml");

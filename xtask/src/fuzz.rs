@@ -4,14 +4,18 @@
 //! crash, leak or timeout fails it. Without `--smoke`, each target runs for
 //! `--seconds` (the long run). New inputs go to a scratch corpus, so the
 //! checked-in seeds (`fuzz/corpus/<target>/seed-*`) stay as they are.
-use std::process::Command;
+use std::{
+    path::PathBuf,
+    process::{Child, Command, ExitStatus},
+};
 
 use anyhow::{Context, bail};
 
 /// Every target in fuzz/fuzz_targets.
-pub const TARGETS: [&str; 5] = [
+pub const TARGETS: [&str; 6] = [
     "decode_record",
     "dns_path",
+    "reassembly",
     "config",
     "control_request",
     "replay_capture",
@@ -20,44 +24,125 @@ pub const TARGETS: [&str; 5] = [
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
 pub const SMOKE_SECONDS: u32 = 20;
 
-pub fn run(seconds: u32) -> anyhow::Result<()> {
+/// Runs every target for `seconds`: one after another, or all at once with
+/// `parallel` (a long run on a machine with cores to spare; each libFuzzer
+/// process uses one core).
+pub fn run(seconds: u32, parallel: bool) -> anyhow::Result<()> {
     install_cargo_fuzz()?;
     // The eBPF object is not needed to fuzz userspace parsers; skipping it
     // keeps the sanitizer build from rebuilding the kernel programs.
     nightly(&["fuzz", "build", "--fuzz-dir", "fuzz"])?;
-    for target in TARGETS {
-        let scratch = std::env::temp_dir().join(format!("pinwatch-fuzz-{target}"));
-        std::fs::create_dir_all(&scratch)
-            .with_context(|| format!("cannot create {}", scratch.display()))?;
-        let scratch = scratch.to_string_lossy().into_owned();
-        let seeds = format!("fuzz/corpus/{target}");
-        let max_time = format!("-max_total_time={seconds}");
-        let log = std::path::PathBuf::from(format!("target/fuzz-logs/{target}.log"));
-        nightly_logged(
-            &log,
-            &[
-                "fuzz",
-                "run",
-                "--fuzz-dir",
-                "fuzz",
-                target,
-                &scratch,
-                &seeds,
-                "--",
-                &max_time,
-                "-rss_limit_mb=2048",
-                "-timeout=10",
-            ],
-        )
-        .with_context(|| {
-            format!("fuzz target {target} failed; the input is under fuzz/artifacts/{target}/")
-        })?;
+    let runs = TARGETS
+        .iter()
+        .map(|target| TargetRun::new(target, seconds))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if parallel {
+        let children = runs
+            .iter()
+            .map(|run| run.spawn().map(|child| (run, child)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut failed = Vec::new();
+        for (run, mut child) in children {
+            let status = child.wait().context("waiting for a fuzz target")?;
+            if !run.report(status) {
+                failed.push(run.target);
+            }
+        }
+        if !failed.is_empty() {
+            bail!(
+                "fuzz targets failed: {}; inputs are under fuzz/artifacts/<target>/",
+                failed.join(", ")
+            );
+        }
+    } else {
+        for run in &runs {
+            let status = run.spawn()?.wait().context("waiting for a fuzz target")?;
+            if !run.report(status) {
+                bail!(
+                    "fuzz target {} failed; the input is under fuzz/artifacts/{}/",
+                    run.target,
+                    run.target
+                );
+            }
+        }
     }
     println!(
         "fuzz: {} targets ran {seconds} s each without a crash",
         TARGETS.len()
     );
     Ok(())
+}
+
+/// One target's libFuzzer run, its thousands of progress lines kept in a
+/// log under target/fuzz-logs/ instead of the test output.
+struct TargetRun {
+    target: &'static str,
+    args: Vec<String>,
+    log: PathBuf,
+}
+
+impl TargetRun {
+    fn new(target: &'static str, seconds: u32) -> anyhow::Result<TargetRun> {
+        // New inputs go to a scratch corpus; the checked-in seeds stay.
+        let scratch = std::env::temp_dir().join(format!("pinwatch-fuzz-{target}"));
+        std::fs::create_dir_all(&scratch)
+            .with_context(|| format!("cannot create {}", scratch.display()))?;
+        let args = [
+            "fuzz",
+            "run",
+            "--fuzz-dir",
+            "fuzz",
+            target,
+            &scratch.to_string_lossy(),
+            &format!("fuzz/corpus/{target}"),
+            "--",
+            &format!("-max_total_time={seconds}"),
+            "-rss_limit_mb=2048",
+            "-timeout=10",
+            "-print_final_stats=1",
+        ]
+        .map(String::from)
+        .to_vec();
+        let log = PathBuf::from(format!("target/fuzz-logs/{target}.log"));
+        Ok(TargetRun { target, args, log })
+    }
+
+    fn spawn(&self) -> anyhow::Result<Child> {
+        eprintln!(
+            "+ cargo +nightly {} > {}",
+            self.args.join(" "),
+            self.log.display()
+        );
+        if let Some(dir) = self.log.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let file = std::fs::File::create(&self.log)
+            .with_context(|| format!("cannot create {}", self.log.display()))?;
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        nightly_command(&args)
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .spawn()
+            .context("cannot start cargo +nightly")
+    }
+
+    /// Prints the log's last lines (all of the crash report on failure);
+    /// returns whether the run passed.
+    fn report(&self, status: ExitStatus) -> bool {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = if status.success() { 12 } else { 60 };
+        eprintln!(
+            "fuzz {}: {status} (full log: {})",
+            self.target,
+            self.log.display()
+        );
+        for line in &lines[lines.len().saturating_sub(tail)..] {
+            eprintln!("    {line}");
+        }
+        status.success()
+    }
 }
 
 fn install_cargo_fuzz() -> anyhow::Result<()> {
@@ -77,37 +162,6 @@ fn nightly(args: &[&str]) -> anyhow::Result<()> {
         .context("cannot start cargo +nightly")?;
     if !status.success() {
         bail!("cargo +nightly {} failed: {status}", args.join(" "));
-    }
-    Ok(())
-}
-
-/// As [`nightly`], with libFuzzer's thousands of progress lines kept in
-/// `log` instead of the test output: its last lines are printed (all of the
-/// tail on failure, where the crash report is).
-fn nightly_logged(log: &std::path::Path, args: &[&str]) -> anyhow::Result<()> {
-    eprintln!("+ cargo +nightly {} > {}", args.join(" "), log.display());
-    if let Some(dir) = log.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    let file =
-        std::fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
-    let status = nightly_command(args)
-        .stdout(file.try_clone()?)
-        .stderr(file)
-        .status()
-        .context("cannot start cargo +nightly")?;
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    let tail = if status.success() { 2 } else { 60 };
-    for line in &lines[lines.len().saturating_sub(tail)..] {
-        eprintln!("    {line}");
-    }
-    if !status.success() {
-        bail!(
-            "cargo +nightly {} failed: {status} (full log: {})",
-            args.join(" "),
-            log.display()
-        );
     }
     Ok(())
 }

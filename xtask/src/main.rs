@@ -44,6 +44,9 @@ enum Command {
         /// Seconds per target (the long run: an hour each).
         #[arg(long, default_value_t = 3600)]
         seconds: u32,
+        /// Run all targets at once instead of one after another.
+        #[arg(long)]
+        parallel: bool,
     },
 }
 
@@ -65,9 +68,11 @@ fn main() -> anyhow::Result<()> {
             setup::run()?;
             bench::run(&args)
         }
-        Command::Fuzz { smoke, seconds } => {
-            fuzz::run(if smoke { fuzz::SMOKE_SECONDS } else { seconds })
-        }
+        Command::Fuzz {
+            smoke,
+            seconds,
+            parallel,
+        } => fuzz::run(if smoke { fuzz::SMOKE_SECONDS } else { seconds }, parallel),
         Command::Demo => {
             setup::run()?;
             demo::run()

@@ -23,7 +23,7 @@ pub fn run() -> anyhow::Result<()> {
     ];
     let mut output = shell::cargo_tee(&unit)?;
     // Parsers of hostile input must not crash: a short bounded fuzz run.
-    crate::fuzz::run(crate::fuzz::SMOKE_SECONDS)?;
+    crate::fuzz::run(crate::fuzz::SMOKE_SECONDS, false)?;
     let kernel = [
         "test",
         "--package",
