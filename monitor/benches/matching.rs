@@ -1,7 +1,7 @@
-//! Query/response matching: the userspace cost per DNS message of the
-//! detector on query/response pairs (matching is its per-message work for
-//! names no database watches), beside a baseline in the same run (cloning
-//! the two events), and the matching table's memory bound under a flood.
+//! Query/response matching: the userspace cost per DNS message of matching
+//! alone and of the whole detector on query/response pairs, beside a
+//! baseline in the same run (cloning the two events), and the matching
+//! table's memory bound under a flood.
 //! `cargo xtask bench --only b9` prints the section; run alone with
 //! `cargo bench -p pinwatch --bench matching`.
 //!
@@ -143,6 +143,18 @@ fn bench(c: &mut Criterion) {
             let (query, response) = &pairs[i % pairs.len()];
             i += 1;
             black_box((query.clone(), response.clone()))
+        })
+    });
+    let mut matching_only = detector();
+    group.bench_function("matching_only", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            let (query, response) = &pairs[i % pairs.len()];
+            i += 1;
+            if let (Event::Dns(query), Event::Dns(response)) = (query, response) {
+                black_box(matching_only.observe_matching_only(black_box(query)));
+                black_box(matching_only.observe_matching_only(black_box(response)));
+            }
         })
     });
     let mut detector = detector();

@@ -54,7 +54,7 @@ pub struct Alert {
 }
 
 /// The resolvers an answer passed through on this host.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DnsPath {
     /// Where the application got its answer: the local stub.
     pub stub: SocketAddr,

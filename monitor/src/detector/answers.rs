@@ -1,24 +1,21 @@
 //! `dns-answer-diverged`: A/AAAA answers for configured hostnames, checked
 //! against the pinned sets.
-use std::net::IpAddr;
+use std::{net::IpAddr, sync::Arc};
 
 use hickory_proto::{
     op::{MessageType, Query},
-    rr::{RData, Record, RecordType},
+    rr::{Record, RecordType},
 };
 
 use super::{
     Detector, LastAnswer, Verdict,
-    pins::{PinnedDatabase, normalize_name},
+    names::{addresses_of, cname_chain, hostname},
+    pins::PinnedDatabase,
 };
 use crate::{
     alert::{Alert, DnsAnswer, DnsFacts, Rule},
     event::{Direction, DnsEvent, Hook},
 };
-
-/// CNAME links followed from the question name before giving up: deeper
-/// chains are not produced by real zones, and a loop must end.
-pub const MAX_CNAME_DEPTH: usize = 8;
 
 pub(super) fn check_response(detector: &mut Detector, event: &DnsEvent) -> Vec<Alert> {
     // A response matters where it is delivered to a socket on this host; the
@@ -32,6 +29,7 @@ pub(super) fn check_response(detector: &mut Detector, event: &DnsEvent) -> Vec<A
     }
     detector.counters.dns_responses_checked += 1;
     let mut alerts = Vec::new();
+    let answers = event.message.answers();
     for query in event.message.queries() {
         if !matches!(
             query.query_type(),
@@ -39,21 +37,20 @@ pub(super) fn check_response(detector: &mut Detector, event: &DnsEvent) -> Vec<A
         ) {
             continue;
         }
-        let question = query.name().to_string();
-        let chain = cname_chain(&question, event.message.answers());
-        let addresses = addresses_of(&chain, event.message.answers());
-        let Some((min_ttl, ips)) = addresses else {
+        let chain = cname_chain(query.name(), answers);
+        let Some((min_ttl, ips)) = addresses_of(&chain, answers) else {
             continue;
         };
-        let asked = normalize_name(&question);
+        // One copy of the name, shared by every address it mapped.
+        let asked: Arc<str> = hostname(query.name()).into();
         for &(ip, ttl) in &ips {
             detector.recent.remember(ip, &asked, ttl, event.timestamp);
         }
-        let ips: Vec<IpAddr> = ips.into_iter().map(|(ip, _)| ip).collect();
         for configured in &chain {
-            let Some(db_index) = detector.pins.database_for_name(configured) else {
+            let Some(db_index) = detector.pins.database_for_dns_name(configured) else {
                 continue;
             };
+            let ips: Vec<IpAddr> = ips.iter().map(|&(ip, _)| ip).collect();
             let database = detector.pins.database(db_index);
             let unexpected: Vec<IpAddr> = ips
                 .iter()
@@ -66,7 +63,7 @@ pub(super) fn check_response(detector: &mut Detector, event: &DnsEvent) -> Vec<A
                 Verdict::Diverged
             };
             detector.last_answers.insert(
-                configured.clone(),
+                hostname(configured),
                 LastAnswer {
                     addresses: ips.clone(),
                     ttl: min_ttl,
@@ -78,9 +75,11 @@ pub(super) fn check_response(detector: &mut Detector, event: &DnsEvent) -> Vec<A
             if verdict == Verdict::Pinned {
                 continue;
             }
-            let trimmed_question = question.strip_suffix('.').unwrap_or(&question).to_owned();
+            // As the message spelled it: the letter case is evidence too.
+            let question = query.name().to_string();
+            let question = question.strip_suffix('.').unwrap_or(&question).to_owned();
             let message = format!(
-                "DNS answer for {trimmed_question} (database {}) from resolver {} carries {} outside the pinned set; the resolver or the path to it may be poisoned — keep clients from connecting until it is explained",
+                "DNS answer for {question} (database {}) from resolver {} carries {} outside the pinned set; the resolver or the path to it may be poisoned — keep clients from connecting until it is explained",
                 database.name,
                 event.source.ip(),
                 join(&unexpected),
@@ -91,52 +90,13 @@ pub(super) fn check_response(detector: &mut Detector, event: &DnsEvent) -> Vec<A
                 Rule::DnsAnswerDiverged,
                 message,
                 database,
-                trimmed_question,
-                ips.clone(),
+                question,
+                ips,
                 unexpected,
             ));
         }
     }
     alerts
-}
-
-/// The question name followed through CNAME records, normalized, starting
-/// with the question itself.
-pub(crate) fn cname_chain(question: &str, answers: &[Record]) -> Vec<String> {
-    let mut chain = vec![normalize_name(question)];
-    for _ in 0..MAX_CNAME_DEPTH {
-        let current = chain.last().expect("chain starts non-empty");
-        let next = answers.iter().find_map(|record| match record.data() {
-            RData::CNAME(target) if normalize_name(&record.name().to_string()) == *current => {
-                Some(normalize_name(&target.0.to_string()))
-            }
-            _ => None,
-        });
-        match next {
-            Some(target) if !chain.contains(&target) => chain.push(target),
-            _ => break,
-        }
-    }
-    chain
-}
-
-/// A/AAAA addresses owned by any name of the chain, with their TTLs, and the
-/// smallest TTL; `None` when the answer has no address for the chain.
-pub(crate) fn addresses_of(
-    chain: &[String],
-    answers: &[Record],
-) -> Option<(u32, Vec<(IpAddr, u32)>)> {
-    let ips: Vec<(IpAddr, u32)> = answers
-        .iter()
-        .filter(|record| chain.contains(&normalize_name(&record.name().to_string())))
-        .filter_map(|record| match record.data() {
-            RData::A(a) => Some((IpAddr::V4(a.0), record.ttl())),
-            RData::AAAA(aaaa) => Some((IpAddr::V6(aaaa.0), record.ttl())),
-            _ => None,
-        })
-        .collect();
-    let min_ttl = ips.iter().map(|&(_, ttl)| ttl).min()?;
-    Some((min_ttl, ips))
 }
 
 /// An alert about a DNS answer for a configured database: the resolver, the

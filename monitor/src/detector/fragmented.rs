@@ -27,10 +27,10 @@ pub(super) fn check(detector: &Detector, event: &DnsEvent) -> Vec<Alert> {
     let mut alerts = Vec::new();
     for query in event.message.queries() {
         let question = query.name().to_string();
-        let chain = cname_chain(&question, event.message.answers());
+        let chain = cname_chain(query.name(), event.message.answers());
         let Some(db_index) = chain
             .iter()
-            .find_map(|name| detector.pins.database_for_name(name))
+            .find_map(|name| detector.pins.database_for_dns_name(name))
         else {
             continue;
         };

@@ -7,6 +7,7 @@ mod answers;
 mod connect;
 mod fragmented;
 mod matching;
+mod names;
 mod pins;
 mod plaintext;
 mod recent;
@@ -16,16 +17,16 @@ use std::{collections::HashMap, net::IpAddr, time::SystemTime};
 
 use serde::Serialize;
 
-pub use answers::MAX_CNAME_DEPTH;
 // `pinwatch learn` follows answers exactly as the detector does.
-pub(crate) use answers::{addresses_of, cname_chain};
+pub use names::MAX_CNAME_DEPTH;
+pub(crate) use names::{addresses_of, cname_chain, hostname};
 pub use pins::{PinIndex, canonical_ip};
 pub use recent::RecentAnswers;
 
 use crate::{
     alert::{Alert, LostEvents, Rule},
     config::Config,
-    event::{Event, LossEvent},
+    event::{DnsEvent, Event, LossEvent},
 };
 
 /// What the last answer for a configured hostname said; `status` shows it.
@@ -86,7 +87,7 @@ impl Detector {
                 let (spoofing, context) = self.matching.observe(&self.pins, dns);
                 let mut alerts = answers::check_response(self, dns);
                 // The answer's process and stub path go on its alerts too.
-                context.apply(&mut alerts);
+                self.matching.apply(context, &mut alerts);
                 alerts.extend(spoofing);
                 alerts.extend(fragmented::check(self, dns));
                 alerts
@@ -108,6 +109,14 @@ impl Detector {
             *self.counters.alerts.entry(alert.rule).or_default() += 1;
         }
         alerts
+    }
+
+    /// Query/response matching alone — the spoofing rules, the matching
+    /// table and the stub path, without the answer and fragment checks —
+    /// for the matching benchmark. The daemon calls [`Detector::observe`].
+    #[doc(hidden)]
+    pub fn observe_matching_only(&mut self, event: &DnsEvent) -> Vec<Alert> {
+        self.matching.observe(&self.pins, event).0
     }
 
     /// Entries of the query/response matching table (bounded); for the

@@ -1,7 +1,9 @@
 use std::{collections::HashMap, net::IpAddr};
 
+use hickory_proto::rr::Name;
 use ipnet::IpNet;
 
+use super::names::{plain_hostname, text_buffer};
 use crate::config::Database;
 
 /// IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) stand for the IPv4 address:
@@ -62,6 +64,13 @@ impl PinIndex {
     /// the trailing dot.
     pub fn database_for_name(&self, name: &str) -> Option<usize> {
         self.by_hostname.get(&normalize_name(name)).copied()
+    }
+
+    /// The database a DNS name from a message belongs to; allocates nothing.
+    pub fn database_for_dns_name(&self, name: &Name) -> Option<usize> {
+        let mut buffer = text_buffer();
+        let text = plain_hostname(name, &mut buffer)?;
+        self.by_hostname.get(text).copied()
     }
 
     pub fn databases_for_port(&self, port: u16) -> &[usize] {

@@ -1,6 +1,7 @@
 use std::{
     collections::{HashMap, VecDeque},
     net::IpAddr,
+    sync::Arc,
     time::{Duration, SystemTime},
 };
 
@@ -23,7 +24,8 @@ pub struct RecentAnswers {
 
 #[derive(Debug)]
 struct Remembered {
-    name: String,
+    /// Shared by the addresses of one answer.
+    name: Arc<str>,
     expires: SystemTime,
     generation: u64,
 }
@@ -44,14 +46,14 @@ impl RecentAnswers {
         }
     }
 
-    pub fn remember(&mut self, ip: IpAddr, name: &str, ttl: u32, now: SystemTime) {
+    pub fn remember(&mut self, ip: IpAddr, name: &Arc<str>, ttl: u32, now: SystemTime) {
         let retention = Duration::from_secs(u64::from(ttl)).max(MIN_RETENTION);
         let generation = self.next_generation;
         self.next_generation += 1;
         self.names.insert(
             ip,
             Remembered {
-                name: name.to_owned(),
+                name: Arc::clone(name),
                 expires: now + retention,
                 generation,
             },
@@ -76,7 +78,7 @@ impl RecentAnswers {
         self.names
             .get(&ip)
             .filter(|r| r.expires >= now)
-            .map(|r| r.name.as_str())
+            .map(|r| &*r.name)
     }
 
     pub fn len(&self) -> usize {

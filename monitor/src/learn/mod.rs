@@ -25,7 +25,7 @@ pub use watch::watch;
 
 use crate::{
     config::{Config, ConfigError, DEFAULT_DB_PORT, Mode, Problem, normalize_hostname},
-    detector::{addresses_of, cname_chain},
+    detector::{addresses_of, cname_chain, hostname},
     event::{Direction, Event},
     kernel::{KernelError, source::SourceError},
 };
@@ -188,12 +188,12 @@ impl Learner {
             ) {
                 continue;
             }
-            let chain = cname_chain(&query.name().to_string(), dns.message.answers());
+            let chain = cname_chain(query.name(), dns.message.answers());
             let Some((_, ips)) = addresses_of(&chain, dns.message.answers()) else {
                 continue;
             };
             for name in &chain {
-                let Some(seen) = self.seen.get_mut(name) else {
+                let Some(seen) = self.seen.get_mut(&hostname(name)) else {
                     continue;
                 };
                 seen.answers += 1;

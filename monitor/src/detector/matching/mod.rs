@@ -72,25 +72,13 @@ impl Settings {
     }
 }
 
-/// What the detector learned about a DNS message's socket, for its alerts.
-#[derive(Debug, Default)]
+/// What the detector learned about a DNS message's socket, for its alerts:
+/// the socket (its process is looked up only when an alert needs it) and
+/// the stub path.
+#[derive(Debug, Default, Clone, Copy)]
 pub(super) struct DnsContext {
-    pub process: Option<Process>,
+    pub socket_cookie: u64,
     pub path: Option<DnsPath>,
-}
-
-impl DnsContext {
-    /// Puts the process and path on the alerts that lack them.
-    pub fn apply(&self, alerts: &mut [Alert]) {
-        for alert in alerts {
-            if alert.process.is_none() {
-                alert.process.clone_from(&self.process);
-            }
-            if alert.path.is_none() {
-                alert.path.clone_from(&self.path);
-            }
-        }
-    }
 }
 
 #[derive(Debug)]
@@ -164,6 +152,20 @@ impl Matching {
         }
     }
 
+    /// Puts the process and stub path of `context` on the alerts that lack
+    /// them.
+    pub fn apply(&self, context: DnsContext, alerts: &mut [Alert]) {
+        let process = self.owners.process(context.socket_cookie);
+        for alert in alerts {
+            if alert.process.is_none() {
+                alert.process = process.cloned();
+            }
+            if alert.path.is_none() {
+                alert.path = context.path;
+            }
+        }
+    }
+
     /// Judges one DNS message; returns its alerts and what its socket says
     /// for the other DNS rules' alerts.
     pub fn observe(&mut self, pins: &PinIndex, event: &DnsEvent) -> (Vec<Alert>, DnsContext) {
@@ -216,7 +218,7 @@ impl Matching {
                 (Vec::new(), context)
             }
             (MessageType::Response, Direction::Ingress) => {
-                context.process = self.owners.process(event.socket_cookie).cloned();
+                context.socket_cookie = event.socket_cookie;
                 if event.socket_cookie != 0 {
                     context.path = self.stubs.delivered(
                         now,
@@ -228,7 +230,7 @@ impl Matching {
                     );
                 }
                 let mut alerts = rules::judge_response(self, pins, event, tracked);
-                context.apply(&mut alerts);
+                self.apply(context, &mut alerts);
                 (alerts, context)
             }
             _ => (Vec::new(), context),

@@ -7,7 +7,7 @@ use std::{
 
 use hickory_proto::{
     op::Message,
-    rr::{Name, RData, Record, RecordType},
+    rr::{Name, RData, RecordType},
 };
 
 use super::{
@@ -17,7 +17,8 @@ use super::{
 use crate::{
     alert::{Alert, DnsFacts, Rule},
     detector::{
-        answers::{MAX_CNAME_DEPTH, describe},
+        answers::describe,
+        names::cname_chain,
         pins::{PinIndex, PinnedDatabase},
     },
     event::DnsEvent,
@@ -31,19 +32,20 @@ pub(super) fn judge_response(
 ) -> Vec<Alert> {
     let message = &event.message;
     let question = message.queries().first();
-    let chain = question.map_or_else(Vec::new, |q| name_chain(q.name(), message.answers()));
+    let chain = question.map_or_else(Vec::new, |q| cname_chain(q.name(), message.answers()));
     let database = chain
         .iter()
-        .find_map(|name| pins.database_for_name(&name.to_ascii()))
+        .find_map(|name| pins.database_for_dns_name(name))
         .map(|i| pins.database(i));
-    let client = match matching.owners.process(event.socket_cookie) {
+    // Written only when an alert needs it: most responses raise none.
+    let owners = &matching.owners;
+    let client = || match owners.process(event.socket_cookie) {
         Some(p) => format!(
             "process {} (pid {}) at {}",
             p.name, p.pid, event.destination
         ),
         None => event.destination.to_string(),
     };
-    let client = client.as_str();
     let mut alerts = Vec::new();
     if tracked && delivered(event) {
         let blind = matching.is_blind(event.timestamp);
@@ -55,13 +57,13 @@ pub(super) fn judge_response(
         let asked = question.map(|q| (q.name(), q.query_type(), q.query_class()));
         match matching.table.lookup(&key, message.id(), asked) {
             Lookup::NoFlow if blind => {}
-            Lookup::NoFlow => alerts.push(unsolicited(event, database, client)),
+            Lookup::NoFlow => alerts.push(unsolicited(event, database, &client())),
             Lookup::Mismatch(flow) => {
                 flow.mismatches += 1;
                 if flow.mismatches >= threshold && !flow.burst_reported {
                     flow.burst_reported = true;
                     let waiting = flow.queries.last().map(|p| p.name.clone());
-                    alerts.push(burst(event, database, client, flow.mismatches, waiting));
+                    alerts.push(burst(event, database, &client(), flow.mismatches, waiting));
                 }
             }
             Lookup::Matched(index, flow) => {
@@ -73,7 +75,13 @@ pub(super) fn judge_response(
                     && !pending.case_reported
                 {
                     pending.case_reported = true;
-                    alerts.push(case_mismatch(event, database, client, &pending.name, name));
+                    alerts.push(case_mismatch(
+                        event,
+                        database,
+                        &client(),
+                        &pending.name,
+                        name,
+                    ));
                 }
                 match pending.first_answer {
                     None => pending.first_answer = Some(answer),
@@ -86,7 +94,7 @@ pub(super) fn judge_response(
                             && !pending.conflict_reported =>
                     {
                         pending.conflict_reported = true;
-                        alerts.push(conflicting(event, database, client));
+                        alerts.push(conflicting(event, database, &client()));
                     }
                     Some(_) => {}
                 }
@@ -104,7 +112,7 @@ pub(super) fn judge_response(
         && delivered(event)
         && !matching.settings.trusted.contains(&resolver)
     {
-        alerts.push(untrusted(event, database, client, resolver));
+        alerts.push(untrusted(event, database, &client(), resolver));
     }
     let outside = out_of_bailiwick(message, &chain);
     if !outside.is_empty() {
@@ -142,10 +150,10 @@ pub(super) fn judge_at_interface(
     let Some(first) = pending.first_answer else {
         return Vec::new();
     };
-    let chain = name_chain(question.name(), message.answers());
+    let chain = cname_chain(question.name(), message.answers());
     let database = chain
         .iter()
-        .find_map(|name| pins.database_for_name(&name.to_ascii()))
+        .find_map(|name| pins.database_for_dns_name(name))
         .map(|i| pins.database(i));
     if pending.arrived > pending.sent
         && conflicts(first, fingerprint(message, database))
@@ -158,33 +166,19 @@ pub(super) fn judge_at_interface(
     Vec::new()
 }
 
-/// The question name followed through the answer's CNAMEs.
-fn name_chain(question: &Name, answers: &[Record]) -> Vec<Name> {
-    let mut chain = vec![question.clone()];
-    for _ in 0..MAX_CNAME_DEPTH {
-        let current = chain.last().expect("starts non-empty");
-        let next = answers.iter().find_map(|record| match record.data() {
-            RData::CNAME(target) if record.name() == current => Some(target.0.clone()),
-            _ => None,
-        });
-        match next {
-            Some(target) if !chain.contains(&target) => chain.push(target),
-            _ => break,
-        }
-    }
-    chain
-}
-
 /// Owner names of authority and additional records outside the zones of
 /// the question: the parent of each name of the CNAME chain, and any
 /// authority NS/SOA owner that is an ancestor of one. Address records for a
 /// nameserver named in the authority section are glue and allowed: servers
 /// send out-of-zone glue, and caches do not trust it.
-fn out_of_bailiwick(message: &Message, chain: &[Name]) -> Vec<String> {
-    let mut zones: Vec<Name> = chain.iter().map(Name::base_name).collect();
+fn out_of_bailiwick(message: &Message, chain: &[&Name]) -> Vec<String> {
+    if message.name_servers().is_empty() && message.additionals().is_empty() {
+        return Vec::new();
+    }
+    let mut zones: Vec<Name> = chain.iter().map(|name| name.base_name()).collect();
     let mut nameservers: Vec<&Name> = Vec::new();
     for record in message.name_servers() {
-        if chain.iter().any(|name| record.name().zone_of(name)) {
+        if chain.iter().any(|&name| record.name().zone_of(name)) {
             zones.push(record.name().clone());
         }
         if let RData::NS(ns) = record.data() {
@@ -216,7 +210,7 @@ fn fingerprint(message: &Message, database: Option<&PinnedDatabase>) -> Fingerpr
     for record in message.answers() {
         let mut hasher = DefaultHasher::new();
         record.record_type().hash(&mut hasher);
-        record.name().hash(&mut hasher);
+        hash_name(record.name(), &mut hasher);
         match record.data() {
             RData::A(a) => {
                 a.0.hash(&mut hasher);
@@ -228,7 +222,7 @@ fn fingerprint(message: &Message, database: Option<&PinnedDatabase>) -> Fingerpr
                 addresses += 1;
                 all_pinned &= database.is_some_and(|db| db.allows(IpAddr::V6(aaaa.0)));
             }
-            RData::CNAME(target) => target.0.hash(&mut hasher),
+            RData::CNAME(target) => hash_name(&target.0, &mut hasher),
             other => other.to_string().hash(&mut hasher),
         }
         // Order-insensitive: round-robin reorders answers.
@@ -241,6 +235,16 @@ fn fingerprint(message: &Message, database: Option<&PinnedDatabase>) -> Fingerpr
         hash: hasher.finish(),
         truncated: message.truncated(),
         all_pinned: all_pinned && addresses > 0,
+    }
+}
+
+/// Hashes a name's labels in lower case, as `same_name` compares them.
+fn hash_name(name: &Name, hasher: &mut impl Hasher) {
+    for label in name.iter() {
+        hasher.write_usize(label.len());
+        for byte in label {
+            hasher.write_u8(byte.to_ascii_lowercase());
+        }
     }
 }
 

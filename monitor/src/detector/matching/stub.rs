@@ -21,7 +21,7 @@ use std::{
 
 use hickory_proto::rr::{Name, RecordType};
 
-use crate::alert::DnsPath;
+use crate::{alert::DnsPath, detector::names::same_name};
 
 /// How long after the upstream's answer the stub's relay may come.
 pub(super) const WINDOW: Duration = Duration::from_secs(2);
@@ -93,7 +93,7 @@ impl StubPaths {
                     .find(|d| {
                         d.qtype == qtype
                             && d.cookie != cookie
-                            && d.name == *name
+                            && same_name(&d.name, name)
                             && d.server != server
                     })
                     .map(|d| DnsPath {

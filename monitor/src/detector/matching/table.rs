@@ -14,6 +14,8 @@ use std::{
 
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 
+use crate::detector::names::same_name;
+
 /// Legs remembered at once; past this the oldest is forgotten.
 pub(super) const MAX_FLOWS: usize = 65_536;
 /// Queries remembered per leg (glibc sends A and AAAA together; retries add
@@ -116,11 +118,9 @@ impl QueryTable {
             expires: now + timeout,
         });
         flow.expires = now + timeout;
-        if let Some(pending) = flow
-            .queries
-            .iter_mut()
-            .find(|p| p.id == id && p.qtype == qtype && p.qclass == qclass && p.name == *name)
-        {
+        if let Some(pending) = flow.queries.iter_mut().find(|p| {
+            p.id == id && p.qtype == qtype && p.qclass == qclass && same_name(&p.name, name)
+        }) {
             pending.sent = pending.sent.saturating_add(1);
             return;
         }
@@ -156,7 +156,7 @@ impl QueryTable {
         let found = flow.queries.iter().position(|p| {
             p.id == id
                 && question.is_some_and(|(name, qtype, qclass)| {
-                    p.qtype == qtype && p.qclass == qclass && p.name == *name
+                    p.qtype == qtype && p.qclass == qclass && same_name(&p.name, name)
                 })
         });
         match found {
