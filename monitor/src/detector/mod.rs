@@ -119,8 +119,8 @@ impl Detector {
         self.matching.observe(&self.pins, event).0
     }
 
-    /// Entries of the query/response matching table (bounded); for the
-    /// memory benchmark and status.
+    /// Outstanding queries the matching table holds (at most 65,536); for
+    /// the memory benchmark.
     pub fn outstanding_queries(&self) -> usize {
         self.matching.outstanding()
     }

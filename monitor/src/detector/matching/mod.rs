@@ -109,9 +109,9 @@ impl Matching {
         self.settings = Settings::of(config);
     }
 
-    /// Outstanding-query entries held; bounded by the table's capacity.
+    /// Outstanding queries held; at most [`table::MAX_QUERIES`].
     pub fn outstanding(&self) -> usize {
-        self.table.len()
+        self.table.queries()
     }
 
     pub fn owner(&mut self, event: &DnsOwnerEvent) {

@@ -62,7 +62,7 @@ pub(super) fn judge_response(
                 flow.mismatches += 1;
                 if flow.mismatches >= threshold && !flow.burst_reported {
                     flow.burst_reported = true;
-                    let waiting = flow.queries.last().map(|p| p.name.clone());
+                    let waiting = flow.queries.last().map(|p| p.name.to_name());
                     alerts.push(burst(event, database, &client(), flow.mismatches, waiting));
                 }
             }
@@ -71,7 +71,7 @@ pub(super) fn judge_response(
                 let pending = &mut flow.queries[index];
                 pending.answered = pending.answered.saturating_add(1);
                 if let Some((name, ..)) = asked
-                    && !pending.name.eq_case(name)
+                    && !pending.name.spelled_as(name)
                     && !pending.case_reported
                 {
                     pending.case_reported = true;
@@ -79,7 +79,7 @@ pub(super) fn judge_response(
                         event,
                         database,
                         &client(),
-                        &pending.name,
+                        &pending.name.to_name(),
                         name,
                     ));
                 }

@@ -3,8 +3,9 @@
 //!
 //! A leg is one socket talking to one server, so when both ends of a hop
 //! are on this host (a local stub), each hop is matched on its own. Bounded:
-//! at most `MAX_FLOWS` legs and `MAX_QUERIES_PER_FLOW` queries per leg,
-//! forgotten `query_timeout` after the last query (by event time). Looking a
+//! at most `MAX_FLOWS` legs, `MAX_QUERIES_PER_FLOW` queries per leg and
+//! `MAX_QUERIES` queries in all (the oldest legs are forgotten first), each
+//! leg forgotten `query_timeout` after its last query (by event time). Looking a
 //! response up hashes two socket addresses and allocates nothing.
 use std::{
     collections::{HashMap, VecDeque},
@@ -14,13 +15,15 @@ use std::{
 
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 
-use crate::detector::names::same_name;
-
 /// Legs remembered at once; past this the oldest is forgotten.
 pub(super) const MAX_FLOWS: usize = 65_536;
 /// Queries remembered per leg (glibc sends A and AAAA together; retries add
 /// a few); past this the oldest of the leg is forgotten.
 const MAX_QUERIES_PER_FLOW: usize = 16;
+/// Queries remembered over all legs: a busy local recursive resolver asks
+/// from a new port per query, and at 10,000 queries/s for a 5 s timeout
+/// holds 50,000. Each costs about 200 bytes (more for names over 32 bytes).
+pub(super) const MAX_QUERIES: usize = 65_536;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) struct FlowKey {
@@ -44,7 +47,7 @@ pub(super) struct Flow {
 pub(super) struct Pending {
     pub id: u16,
     /// As sent: the letter case is what the 0x20 check compares.
-    pub name: Name,
+    pub name: QueryName,
     pub qtype: RecordType,
     pub qclass: DNSClass,
     /// Times the query was sent (retransmissions with the same id and
@@ -59,6 +62,63 @@ pub(super) struct Pending {
     /// A rule already fired for it (one alert per query per rule).
     pub conflict_reported: bool,
     pub case_reported: bool,
+}
+
+/// A question name held compactly (a `Name` is 80 bytes before its heap
+/// part): its labels as on the wire, each a length byte and the bytes, in
+/// the letter case they were sent in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct QueryName(Box<[u8]>);
+
+impl QueryName {
+    pub fn new(name: &Name) -> QueryName {
+        let mut bytes = Vec::with_capacity(name.len() + 1);
+        for label in name.iter() {
+            // A label is at most 63 bytes.
+            bytes.push(label.len() as u8);
+            bytes.extend_from_slice(label);
+        }
+        QueryName(bytes.into_boxed_slice())
+    }
+
+    fn labels(&self) -> impl Iterator<Item = &[u8]> {
+        let mut rest = &self.0[..];
+        std::iter::from_fn(move || {
+            let (&len, tail) = rest.split_first()?;
+            let (label, tail) = tail.split_at(usize::from(len).min(tail.len()));
+            rest = tail;
+            Some(label)
+        })
+    }
+
+    fn compare(&self, name: &Name, same: impl Fn(&[u8], &[u8]) -> bool) -> bool {
+        let mut held = self.labels();
+        let mut given = name.iter();
+        loop {
+            match (held.next(), given.next()) {
+                (None, None) => return true,
+                (Some(a), Some(b)) if same(a, b) => {}
+                _ => return false,
+            }
+        }
+    }
+
+    /// The same name, ignoring letter case (RFC 4343).
+    pub fn matches(&self, name: &Name) -> bool {
+        self.compare(name, <[u8]>::eq_ignore_ascii_case)
+    }
+
+    /// The same name in the same letter case.
+    pub fn spelled_as(&self, name: &Name) -> bool {
+        self.compare(name, |a, b| a == b)
+    }
+
+    /// The name, for an alert's text.
+    pub fn to_name(&self) -> Name {
+        let mut name = Name::from_labels(self.labels()).unwrap_or_default();
+        name.set_fqdn(true);
+        name
+    }
 }
 
 /// What a response said, order-insensitively; see `fingerprint`.
@@ -93,6 +153,8 @@ pub(super) struct QueryTable {
     /// The last time a live leg was evicted for room: responses to it would
     /// look unsolicited.
     pub evicted_live_at: Option<SystemTime>,
+    /// Queries held over all legs.
+    queries: usize,
 }
 
 impl QueryTable {
@@ -105,6 +167,10 @@ impl QueryTable {
         now: SystemTime,
         timeout: Duration,
     ) {
+        // Room first: the leg this query goes to may be the one evicted.
+        while self.queries >= MAX_QUERIES && !self.order.is_empty() {
+            self.evict_oldest(now);
+        }
         if !self.flows.contains_key(&key) {
             while self.flows.len() >= MAX_FLOWS {
                 self.evict_oldest(now);
@@ -112,24 +178,29 @@ impl QueryTable {
             self.order.push_back((now + timeout, key));
         }
         let flow = self.flows.entry(key).or_insert_with(|| Flow {
-            queries: Vec::new(),
+            // Most legs carry one query, or glibc's A and AAAA pair.
+            queries: Vec::with_capacity(2),
             mismatches: 0,
             burst_reported: false,
             expires: now + timeout,
         });
         flow.expires = now + timeout;
-        if let Some(pending) = flow.queries.iter_mut().find(|p| {
-            p.id == id && p.qtype == qtype && p.qclass == qclass && same_name(&p.name, name)
-        }) {
+        if let Some(pending) = flow
+            .queries
+            .iter_mut()
+            .find(|p| p.id == id && p.qtype == qtype && p.qclass == qclass && p.name.matches(name))
+        {
             pending.sent = pending.sent.saturating_add(1);
             return;
         }
         if flow.queries.len() >= MAX_QUERIES_PER_FLOW {
             flow.queries.remove(0);
+            self.queries -= 1;
         }
+        self.queries += 1;
         flow.queries.push(Pending {
             id,
-            name: name.clone(),
+            name: QueryName::new(name),
             qtype,
             qclass,
             sent: 1,
@@ -156,7 +227,7 @@ impl QueryTable {
         let found = flow.queries.iter().position(|p| {
             p.id == id
                 && question.is_some_and(|(name, qtype, qclass)| {
-                    p.qtype == qtype && p.qclass == qclass && same_name(&p.name, name)
+                    p.qtype == qtype && p.qclass == qclass && p.name.matches(name)
                 })
         });
         match found {
@@ -175,7 +246,7 @@ impl QueryTable {
             match self.flows.get(&key) {
                 Some(flow) if flow.expires > now => self.order.push_back((flow.expires, key)),
                 Some(_) => {
-                    self.flows.remove(&key);
+                    self.forget(&key);
                 }
                 None => {}
             }
@@ -186,15 +257,46 @@ impl QueryTable {
         let Some((_, key)) = self.order.pop_front() else {
             return;
         };
-        if let Some(flow) = self.flows.remove(&key)
+        if let Some(flow) = self.forget(&key)
             && flow.expires > now
         {
             self.evicted_live_at = Some(now);
         }
     }
 
-    /// Entries held (one per client/server/id/question hop).
+    fn forget(&mut self, key: &FlowKey) -> Option<Flow> {
+        let flow = self.flows.remove(key)?;
+        self.queries -= flow.queries.len();
+        Some(flow)
+    }
+
+    /// Legs held.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.flows.len()
+    }
+
+    /// Queries held over all legs.
+    pub fn queries(&self) -> usize {
+        self.queries
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_name_compares_by_labels_and_case() {
+        let sent = Name::from_ascii("dB.Lab.test.").unwrap();
+        let held = QueryName::new(&sent);
+        assert!(held.matches(&Name::from_ascii("db.lab.TEST.").unwrap()));
+        assert!(held.spelled_as(&sent));
+        assert!(!held.spelled_as(&Name::from_ascii("db.lab.test.").unwrap()));
+        assert!(!held.matches(&Name::from_ascii("lab.test.").unwrap()));
+        assert!(!held.matches(&Name::from_ascii("x.db.lab.test.").unwrap()));
+        let joined = Name::from_labels(vec![&b"dB.Lab"[..], &b"test"[..]]).unwrap();
+        assert!(!held.matches(&joined));
+        assert_eq!(held.to_name().to_string(), "dB.Lab.test.");
     }
 }

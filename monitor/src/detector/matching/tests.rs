@@ -6,10 +6,10 @@ use std::{
 
 use hickory_proto::{
     op::{Message, MessageType, Query},
-    rr::{Name, RData, Record, RecordType, rdata},
+    rr::{DNSClass, Name, RData, Record, RecordType, rdata},
 };
 
-use super::table::MAX_FLOWS;
+use super::table::{MAX_FLOWS, MAX_QUERIES};
 use crate::{
     alert::{Alert, DnsPath, HiddenResolution, Resolution, Rule},
     config::{Config, HostDefaults},
@@ -795,6 +795,42 @@ fn capture_without_sockets_skips_the_leg_rules() {
 }
 
 #[test]
+fn queries_over_all_legs_are_bounded_and_counted_as_they_leave() {
+    let mut d = detector();
+    // 16 queries on each of 5,000 legs: more than the table holds in all.
+    for i in 0..80_000u32 {
+        let client = format!("10.1.{}.{}:{}", i / 16 / 250, 1 + (i / 16) % 250, 4000);
+        d.observe(&query(
+            "www.example.test",
+            (i % 16) as u16,
+            &client,
+            RESOLVER,
+            T,
+        ));
+    }
+    assert_eq!(d.matching.outstanding(), MAX_QUERIES);
+    // The newest leg is whole; older ones went first.
+    let leg = |i: u32| super::table::FlowKey {
+        client: format!("10.1.{}.{}:4000", i / 16 / 250, 1 + (i / 16) % 250)
+            .parse()
+            .unwrap(),
+        server: RESOLVER.parse().unwrap(),
+    };
+    let name = Name::from_ascii("www.example.test.").unwrap();
+    let asked = Some((&name, RecordType::A, DNSClass::IN));
+    for (i, waiting) in [(79_999, true), (0, false)] {
+        let found = matches!(
+            d.matching.table.lookup(&leg(i), (i % 16) as u16, asked),
+            super::table::Lookup::Matched(..)
+        );
+        assert_eq!(found, waiting, "query {i}");
+    }
+    // Expiry gives back every query it forgets.
+    d.observe(&query("www.example.test", 2, CLIENT, RESOLVER, T + 20_001));
+    assert_eq!(d.matching.outstanding(), 1);
+}
+
+#[test]
 fn legs_are_bounded_and_expire() {
     let mut d = detector();
     for i in 0..(MAX_FLOWS + 100) {
@@ -804,6 +840,7 @@ fn legs_are_bounded_and_expire() {
         d.observe(&query("www.example.test", 1, &client, RESOLVER, T));
     }
     assert!(d.matching.legs() <= MAX_FLOWS);
+    assert!(d.matching.outstanding() <= MAX_QUERIES);
     // A live leg was pushed out: its answer is no proof of spoofing.
     let alerts = feed(
         &mut d,
