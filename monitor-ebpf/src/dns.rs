@@ -252,6 +252,13 @@ fn classify_transport(
     let dst = u16::from_be_bytes([ports[2], ports[3]]);
     let dns = src == DNS_PORT || dst == DNS_PORT;
     if dns && l4_proto == IPPROTO_UDP {
+        // A query arriving at a server on this host is never judged: the
+        // detector keys queries where they leave the asking socket, and
+        // judges responses on their way in. Passing it over saves the copy
+        // and the parse of every query a local resolver receives.
+        if !egress && dst == DNS_PORT && is_udp_query(skb, l4_offset) {
+            return Class::Other;
+        }
         return Class::Dns;
     }
     if l4_proto != IPPROTO_TCP {
@@ -272,6 +279,18 @@ fn classify_transport(
         Class::Dns
     } else {
         Class::DbSegment
+    }
+}
+
+/// Whether the UDP datagram at `l4_offset` holds a DNS query (QR bit clear).
+/// Unreadable or short payloads count as not a query, so they are still
+/// captured and counted as undecodable.
+#[inline(always)]
+fn is_udp_query(skb: *mut __sk_buff, l4_offset: u32) -> bool {
+    // UDP header (8 bytes), then the DNS id (2) and the flags byte with QR.
+    match load::<1>(skb, l4_offset + 8 + 2) {
+        Some([flags]) => flags & 0x80 == 0,
+        None => false,
     }
 }
 

@@ -69,6 +69,17 @@ pub fn same_name(a: &Name, b: &Name) -> bool {
             .all(|(x, y)| x.eq_ignore_ascii_case(y))
 }
 
+/// Hashes a name's labels in lower case: equal under [`same_name`], equal
+/// hashes.
+pub fn hash_name(name: &Name, hasher: &mut impl std::hash::Hasher) {
+    for label in name.iter() {
+        hasher.write_usize(label.len());
+        for byte in label {
+            hasher.write_u8(byte.to_ascii_lowercase());
+        }
+    }
+}
+
 /// Hostname text of `name` (lower case, no trailing dot) written into
 /// `buffer`; `None` when a label holds a byte a hostname cannot (a dot, a
 /// backslash, a space, a control or non-ASCII byte), whose text form is

@@ -25,8 +25,16 @@ use crate::{
 
 /// How long the reader lets events accumulate after a drain.
 const BATCH_INTERVAL: Duration = Duration::from_millis(1);
+/// Records per batch: with the detector's queue depth, this bounds the
+/// memory events take in userspace when the detector falls behind (the
+/// ring buffer is the place for bursts to wait).
+const MAX_BATCH_RECORDS: usize = 1024;
 /// How often the kernel's loss counters are read.
 const LOSS_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// Loss polls between returns of freed heap memory to the kernel: after a
+/// flood, the batches and messages it allocated are free but would stay
+/// resident.
+const TRIM_EVERY_POLLS: u32 = 30;
 
 /// Counters the source keeps; shared with status and metrics.
 #[derive(Debug, Default)]
@@ -105,6 +113,7 @@ impl KernelSource {
     ) -> Result<(), SourceError> {
         let mut shutdown = std::pin::pin!(shutdown);
         let mut loss_tick = tokio::time::interval(LOSS_POLL_INTERVAL);
+        let mut polls = 0u32;
         loop {
             let wake = tokio::select! {
                 () = &mut shutdown => Wake::Shutdown,
@@ -114,7 +123,7 @@ impl KernelSource {
                 }
                 _ = loss_tick.tick() => Wake::LossPoll,
             };
-            let mut batch = self.drain();
+            let (mut batch, mut more) = self.drain();
             if wake != Wake::Events {
                 batch.extend(self.losses()?);
                 batch.extend(self.reassembly_tick());
@@ -123,8 +132,23 @@ impl KernelSource {
             // it is the detector thread's tick (alert fold windows close on
             // it when no event arrives).
             let tick = wake == Wake::LossPoll;
+            if tick {
+                polls += 1;
+                if polls % TRIM_EVERY_POLLS == 0 {
+                    crate::daemon::release_freed_memory();
+                }
+            }
             if (tick || !batch.is_empty()) && events.send(batch).await.is_err() {
                 return Ok(());
+            }
+            // A full batch left records behind, and the kernel wakes only a
+            // reader that had caught up: drain on until the ring is empty.
+            while more {
+                let (batch, again) = self.drain();
+                more = again;
+                if events.send(batch).await.is_err() {
+                    return Ok(());
+                }
             }
             if wake == Wake::Shutdown {
                 return Ok(());
@@ -133,10 +157,16 @@ impl KernelSource {
         }
     }
 
-    fn drain(&mut self) -> Vec<Event> {
+    /// Decodes up to [`MAX_BATCH_RECORDS`] records; says whether it stopped
+    /// at that bound (more may wait).
+    fn drain(&mut self) -> (Vec<Event>, bool) {
         let mut batch = Vec::new();
         let ring = self.ring.get_mut();
-        while let Some(item) = ring.next() {
+        let mut records = 0;
+        while records < MAX_BATCH_RECORDS
+            && let Some(item) = ring.next()
+        {
+            records += 1;
             self.stats.records.fetch_add(1, Ordering::Relaxed);
             match decode::decode_record(&item, &self.clock) {
                 Ok(Record::Connect(mut connect)) => {
@@ -169,7 +199,7 @@ impl KernelSource {
                 }
             }
         }
-        batch
+        (batch, records == MAX_BATCH_RECORDS)
     }
 
     /// Reports fragmented datagrams that will not complete, and publishes

@@ -7,7 +7,7 @@ use anyhow::Context;
 
 use super::{
     DATABASES,
-    dns::{HOST, Loopback, response},
+    dns::{EXCHANGE_EVENTS_PER_PACKET, Exchange},
     lab::{Daemon, Netns},
     measure::{BpfStats, bpf_run_time_ns, cpu_ns, verdict},
 };
@@ -91,8 +91,7 @@ struct Step {
 
 fn sustained(md: &mut String) -> anyhow::Result<()> {
     let netns = Netns::new("b4")?;
-    let payload = response(7, HOST, &["192.0.2.10".parse()?]);
-    let loopback = Loopback::new(&netns, payload)?;
+    let exchange = Exchange::new(&netns)?;
     let daemon = Daemon::start(DATABASES)?;
     let _stats = BpfStats::enable()?;
     let mut steps = Vec::new();
@@ -102,7 +101,8 @@ fn sustained(md: &mut String) -> anyhow::Result<()> {
         let cpu_before = cpu_ns(daemon.pid())?;
         let bpf_before = bpf_run_time_ns("pw_")?;
         let start = std::time::Instant::now();
-        let (sent, packets_per_s) = loopback.flood(target / 2, STEP);
+        let packets_per_s = (target as f64 / EXCHANGE_EVENTS_PER_PACKET) as u64;
+        let (sent, packets_per_s) = exchange.flood(packets_per_s, STEP);
         let messages = settled(&daemon)? - messages_before;
         let elapsed = start.elapsed().as_secs_f64();
         let cpu = cpu_ns(daemon.pid())? - cpu_before;
@@ -115,7 +115,7 @@ fn sustained(md: &mut String) -> anyhow::Result<()> {
             // The rate the sender kept, times the share of it captured.
             events_per_s: packets_per_s * messages as f64 / sent.max(1) as f64,
             lost,
-            captured: messages as f64 / (2 * sent) as f64,
+            captured: messages as f64 / (EXCHANGE_EVENTS_PER_PACKET * sent as f64),
             cpu_ns: cpu as f64 / messages.max(1) as f64,
             bpf_ns: bpf as f64 / messages.max(1) as f64,
         };
@@ -136,20 +136,24 @@ fn sustained(md: &mut String) -> anyhow::Result<()> {
     writeln!(
         md,
         "### Sustained DNS events per second\n\n\
-         A sender bound to 127.0.0.1:53 in a namespace of the bench's own sends one DNS \
-         response (an A answer for a watched name, inside the pinned set) to a socket that \
-         never reads: each packet passes the egress and the ingress program (the ingress \
-         filter runs before the full receive queue drops it), so it is two DNS events. \
-         `sendmmsg` batches every millisecond pace the rate; {} s per step, one daemon for all \
-         steps, stopping at the first step with loss or that the sender cannot reach. CPU per \
-         event = (daemon utime + stime from /proc/PID/stat + run time of all `pw_` programs \
-         from the kernel's BPF statistics) ÷ events the daemon counted. The flood's responses answer no query, so the detector's query matching (`detector/matching`) also judges each as unsolicited and raises folded `dns-unsolicited-response` alerts: the CPU per event here includes that path, which traffic of queries and their answers would not take (not yet measured apart). Reproduce: `cargo \
-         xtask bench --only b4` (source `xtask/src/bench/b4.rs`).\n",
+         A client and a server on loopback in a namespace of the bench's own exchange DNS \
+         messages as a resolver's clients do: rounds of 16 queries for the watched name from \
+         the client's socket to 127.0.0.1:53, each answered by the server (same id, an A \
+         record inside the pinned set, so nothing is raised); neither socket reads, so each \
+         packet passes the egress and the ingress program (the ingress filter runs before the \
+         full receive queue drops it) and costs the receivers nothing. Each exchange is three \
+         DNS events: the query leaving, the answer leaving and arriving (matched to its \
+         waiting query); the kernel passes over the query arriving at the server. `sendmmsg` rounds paced every half millisecond set the rate; \
+         {} s per step, one daemon for all steps, stopping at the first step with loss or \
+         that the sender cannot reach. CPU per event = (daemon utime + stime from \
+         /proc/PID/stat + run time of all `pw_` programs from the kernel's BPF statistics) ÷ \
+         events the daemon counted. Reproduce: `cargo xtask bench --only b4` (source \
+         `xtask/src/bench/b4.rs`).\n",
         STEP.as_secs()
     )?;
     writeln!(
         md,
-        "| target events/s | events/s counted | captured ÷ sent×2 | lost | daemon ns/event | BPF ns/event | total ns/event |"
+        "| target events/s | events/s counted | captured ÷ expected | lost | daemon ns/event | BPF ns/event | total ns/event |"
     )?;
     writeln!(md, "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")?;
     for s in &steps {

@@ -18,7 +18,7 @@ use crate::{
     alert::{Alert, DnsFacts, Rule},
     detector::{
         answers::describe,
-        names::cname_chain,
+        names::{cname_chain, hash_name},
         pins::{PinIndex, PinnedDatabase},
     },
     event::DnsEvent,
@@ -235,16 +235,6 @@ fn fingerprint(message: &Message, database: Option<&PinnedDatabase>) -> Fingerpr
         hash: hasher.finish(),
         truncated: message.truncated(),
         all_pinned: all_pinned && addresses > 0,
-    }
-}
-
-/// Hashes a name's labels in lower case, as `same_name` compares them.
-fn hash_name(name: &Name, hasher: &mut impl Hasher) {
-    for label in name.iter() {
-        hasher.write_usize(label.len());
-        for byte in label {
-            hasher.write_u8(byte.to_ascii_lowercase());
-        }
     }
 }
 

@@ -14,55 +14,75 @@
 //! the same moment may be confused; a stub in another host is an ordinary
 //! resolver here.
 use std::{
-    collections::VecDeque,
+    collections::{HashMap, VecDeque},
     net::SocketAddr,
     time::{Duration, SystemTime},
 };
 
 use hickory_proto::rr::{Name, RecordType};
 
-use crate::{alert::DnsPath, detector::names::same_name};
+use crate::{
+    alert::DnsPath,
+    detector::names::{hash_name, same_name},
+};
+
+use std::hash::Hasher as _;
 
 /// How long after the upstream's answer the stub's relay may come.
 pub(super) const WINDOW: Duration = Duration::from_secs(2);
 /// Answers remembered for correlation, each way.
 const CAPACITY: usize = 1_024;
+/// Deliveries remembered per question: a relay is matched to the latest
+/// upstream answer to its question, so only the last few can be it.
+const PER_QUESTION: usize = 8;
 
 #[derive(Debug)]
 struct Delivered {
     at: SystemTime,
     name: Name,
-    qtype: RecordType,
     server: SocketAddr,
     cookie: u64,
+    /// Its place in `delivered_order`.
+    seq: u64,
 }
 
-#[derive(Debug)]
-struct Sent {
-    at: SystemTime,
-    source: SocketAddr,
-    destination: SocketAddr,
-    id: u16,
-}
+/// A question by its name's case-insensitive hash and its type; entries
+/// under one key are compared by name too, so a collision costs a compare.
+type QuestionKey = (u64, RecordType);
+
+/// A response a socket on this host sent: (source, destination, id).
+type SentKey = (SocketAddr, SocketAddr, u16);
 
 #[derive(Debug, Default)]
 pub(super) struct StubPaths {
-    delivered: VecDeque<Delivered>,
-    sent: VecDeque<Sent>,
+    /// Answers delivered lately, by question, oldest first.
+    delivered: HashMap<QuestionKey, VecDeque<Delivered>>,
+    /// Every delivery's question and sequence number, oldest first, for
+    /// the bound.
+    delivered_order: VecDeque<(QuestionKey, u64)>,
+    next_seq: u64,
+    /// When each response was last sent; looked up once per delivered
+    /// response, so a hash lookup rather than a walk of the window.
+    sent: HashMap<SentKey, SystemTime>,
+    /// The same, oldest first, for the bound.
+    sent_order: VecDeque<(SentKey, SystemTime)>,
 }
 
 impl StubPaths {
     /// A response left a socket on this host: a local server answered.
     pub fn sent(&mut self, at: SystemTime, source: SocketAddr, destination: SocketAddr, id: u16) {
-        if self.sent.len() >= CAPACITY {
-            self.sent.pop_front();
+        let key = (source, destination, id);
+        self.sent.insert(key, at);
+        self.sent_order.push_back((key, at));
+        while self.sent_order.len() > CAPACITY {
+            let Some((old, when)) = self.sent_order.pop_front() else {
+                break;
+            };
+            // Only if not sent again since.
+            if self.sent.get(&old) == Some(&when) {
+                self.sent.remove(&old);
+            }
         }
-        self.sent.push_back(Sent {
-            at,
-            source,
-            destination,
-            id,
-        });
     }
 
     /// A response was delivered to a socket on this host; returns the path
@@ -80,38 +100,159 @@ impl StubPaths {
         let recent = |then: SystemTime| at.duration_since(then).unwrap_or_default() <= WINDOW;
         let relayed = self
             .sent
-            .iter()
-            .rev()
-            .take_while(|s| recent(s.at))
-            .any(|s| s.id == id && s.source == server && s.destination == client);
+            .get(&(server, client, id))
+            .is_some_and(|&then| recent(then));
+        let key = (question_hash(name), qtype);
         let path = relayed
             .then(|| {
                 self.delivered
+                    .get(&key)?
                     .iter()
                     .rev()
                     .take_while(|d| recent(d.at))
-                    .find(|d| {
-                        d.qtype == qtype
-                            && d.cookie != cookie
-                            && same_name(&d.name, name)
-                            && d.server != server
-                    })
+                    .find(|d| d.cookie != cookie && d.server != server && same_name(&d.name, name))
                     .map(|d| DnsPath {
                         stub: server,
                         upstream: d.server,
                     })
             })
             .flatten();
-        if self.delivered.len() >= CAPACITY {
-            self.delivered.pop_front();
+        self.remember(key, at, name, server, cookie);
+        path
+    }
+
+    fn remember(
+        &mut self,
+        key: QuestionKey,
+        at: SystemTime,
+        name: &Name,
+        server: SocketAddr,
+        cookie: u64,
+    ) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let entries = self.delivered.entry(key).or_default();
+        if entries.len() >= PER_QUESTION {
+            // Its entry in the order queue goes stale and is skipped.
+            entries.pop_front();
         }
-        self.delivered.push_back(Delivered {
+        entries.push_back(Delivered {
             at,
             name: name.clone(),
-            qtype,
             server,
             cookie,
+            seq,
         });
-        path
+        self.delivered_order.push_back((key, seq));
+        while self.delivered_order.len() > CAPACITY {
+            let Some((old, old_seq)) = self.delivered_order.pop_front() else {
+                break;
+            };
+            if let Some(entries) = self.delivered.get_mut(&old) {
+                if entries.front().is_some_and(|d| d.seq == old_seq) {
+                    entries.pop_front();
+                }
+                if entries.is_empty() {
+                    self.delivered.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+/// A hash of the name as `same_name` compares it.
+fn question_hash(name: &Name) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    hash_name(name, &mut hasher);
+    hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::UNIX_EPOCH;
+
+    use super::*;
+
+    const STUB: &str = "127.0.0.53:53";
+    const UPSTREAM: &str = "192.0.2.53:53";
+    const APP: &str = "127.0.0.1:40000";
+    const STUB_UPSTREAM_SIDE: &str = "192.0.2.10:33000";
+
+    fn at(ms: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(1_800_000_000_000 + ms)
+    }
+
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().unwrap()
+    }
+
+    fn relayed(
+        paths: &mut StubPaths,
+        ms: u64,
+        name: &str,
+        id: u16,
+        cookie: u64,
+    ) -> Option<DnsPath> {
+        let name = Name::from_ascii(name).unwrap();
+        paths.sent(at(ms), addr(STUB), addr(APP), id);
+        paths.delivered(
+            at(ms),
+            Some((&name, RecordType::A)),
+            addr(STUB),
+            addr(APP),
+            id,
+            cookie,
+        )
+    }
+
+    #[test]
+    fn a_relay_is_matched_to_its_upstream_answer_past_other_traffic() {
+        let mut paths = StubPaths::default();
+        let wanted = Name::from_ascii("db.lab.test.").unwrap();
+        // The upstream's answer reaches the stub's socket (cookie 1) ...
+        paths.delivered(
+            at(0),
+            Some((&wanted, RecordType::A)),
+            addr(UPSTREAM),
+            addr(STUB_UPSTREAM_SIDE),
+            7,
+            1,
+        );
+        // ... then hundreds of relayed answers for other names ...
+        for i in 0..500u16 {
+            assert_eq!(
+                relayed(&mut paths, 1, &format!("n{i}.lab.test."), i, 2),
+                None
+            );
+        }
+        // ... and the stub relays it to the application, in another case.
+        let path = relayed(&mut paths, 2, "DB.Lab.test.", 9, 3);
+        assert_eq!(
+            path,
+            Some(DnsPath {
+                stub: addr(STUB),
+                upstream: addr(UPSTREAM)
+            })
+        );
+        // Past the window, no path.
+        assert_eq!(relayed(&mut paths, 2_500, "db.lab.test.", 10, 3), None);
+    }
+
+    #[test]
+    fn memory_stays_bounded_however_many_answers_pass() {
+        let mut paths = StubPaths::default();
+        for i in 0..5_000u16 {
+            relayed(
+                &mut paths,
+                u64::from(i),
+                &format!("n{}.lab.test.", i % 700),
+                i,
+                2,
+            );
+        }
+        assert!(paths.delivered_order.len() <= CAPACITY);
+        let held: usize = paths.delivered.values().map(VecDeque::len).sum();
+        assert!(held <= CAPACITY, "{held} deliveries held");
+        assert!(paths.sent.len() <= CAPACITY && paths.sent_order.len() <= CAPACITY);
     }
 }
