@@ -42,12 +42,16 @@ pub fn run(seconds: u32, parallel: bool) -> anyhow::Result<()> {
             .map(|run| run.spawn().map(|child| (run, child)))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let mut failed = Vec::new();
+        let mut cpu = Vec::new();
         for (run, mut child) in children {
+            let before = children_cpu_seconds();
             let status = child.wait().context("waiting for a fuzz target")?;
+            cpu.push(children_cpu_seconds() - before);
             if !run.report(status) {
                 failed.push(run.target);
             }
         }
+        print_summary(&runs, Some(&cpu));
         if !failed.is_empty() {
             bail!(
                 "fuzz targets failed: {}; inputs are under fuzz/artifacts/<target>/",
@@ -55,8 +59,11 @@ pub fn run(seconds: u32, parallel: bool) -> anyhow::Result<()> {
             );
         }
     } else {
+        let mut cpu = Vec::new();
         for run in &runs {
+            let before = children_cpu_seconds();
             let status = run.spawn()?.wait().context("waiting for a fuzz target")?;
+            cpu.push(children_cpu_seconds() - before);
             if !run.report(status) {
                 bail!(
                     "fuzz target {} failed; the input is under fuzz/artifacts/{}/",
@@ -65,6 +72,7 @@ pub fn run(seconds: u32, parallel: bool) -> anyhow::Result<()> {
                 );
             }
         }
+        print_summary(&runs, Some(&cpu));
     }
     println!(
         "fuzz: {} targets ran {seconds} s each without a crash",
@@ -143,6 +151,110 @@ impl TargetRun {
         }
         status.success()
     }
+}
+
+/// Prints the long run's figures from the targets' logs as a Markdown table
+/// (for BENCHMARKS.md): the last status line's executions, edge coverage,
+/// features and corpus size, the run's wall time, and the CPU seconds each
+/// target used when known.
+pub fn print_summary_of_logs() -> anyhow::Result<()> {
+    let runs = TARGETS
+        .iter()
+        .map(|target| TargetRun::new(target, 0))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    print_summary(&runs, None);
+    Ok(())
+}
+
+fn print_summary(runs: &[TargetRun], cpu: Option<&[f64]>) {
+    println!(
+        "| target | wall s | CPU s | executions | coverage (edges) | features | corpus | crashes |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for (index, run) in runs.iter().enumerate() {
+        let text = std::fs::read_to_string(&run.log).unwrap_or_default();
+        let status = LibFuzzerStatus::last_of(&text);
+        let cpu = cpu.map_or_else(|| "—".to_owned(), |c| format!("{:.0}", c[index]));
+        // Failures libFuzzer leaves behind; a slow unit is only a warning.
+        let crashes = std::fs::read_dir(format!("fuzz/artifacts/{}", run.target))
+            .map(|dir| {
+                dir.filter_map(Result::ok)
+                    .filter(|entry| {
+                        let name = entry.file_name().to_string_lossy().into_owned();
+                        ["crash-", "leak-", "timeout-", "oom-"]
+                            .iter()
+                            .any(|prefix| name.starts_with(prefix))
+                    })
+                    .count()
+            })
+            .unwrap_or(0);
+        match status {
+            Some(s) => println!(
+                "| `{}` | {} | {cpu} | {} | {} | {} | {} | {crashes} |",
+                run.target,
+                s.seconds.map_or_else(|| "—".to_owned(), |v| v.to_string()),
+                s.runs,
+                s.coverage,
+                s.features,
+                s.corpus
+            ),
+            None => println!(
+                "| `{}` | — | {cpu} | no status in {} | | | | {crashes} |",
+                run.target,
+                run.log.display()
+            ),
+        }
+    }
+}
+
+/// The counters of libFuzzer's last status line (`#RUNS ... cov: N ft: N
+/// corp: N/SIZE ...`) and its closing `Done RUNS runs in S second(s)`.
+struct LibFuzzerStatus {
+    runs: u64,
+    coverage: u64,
+    features: u64,
+    corpus: u64,
+    seconds: Option<u64>,
+}
+
+impl LibFuzzerStatus {
+    fn last_of(log: &str) -> Option<LibFuzzerStatus> {
+        let line = log
+            .lines()
+            .rev()
+            .find(|line| line.starts_with('#') && line.contains(" cov: "))?;
+        let field = |name: &str| -> Option<u64> {
+            let rest = line.split(name).nth(1)?;
+            let value = rest.split_whitespace().next()?;
+            value.split('/').next()?.parse().ok()
+        };
+        let runs = line[1..].split_whitespace().next()?.parse().ok()?;
+        let seconds = log.lines().rev().find_map(|line| {
+            let rest = line.strip_prefix("Done ")?;
+            rest.split(" runs in ")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        });
+        Some(LibFuzzerStatus {
+            runs,
+            coverage: field(" cov: ")?,
+            features: field(" ft: ")?,
+            corpus: field(" corp: ")?,
+            seconds,
+        })
+    }
+}
+
+/// CPU seconds (user + system) of the children waited for so far.
+fn children_cpu_seconds() -> f64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut usage = unsafe { std::mem::zeroed::<libc::rusage>() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
 fn install_cargo_fuzz() -> anyhow::Result<()> {

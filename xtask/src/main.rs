@@ -47,6 +47,10 @@ enum Command {
         /// Run all targets at once instead of one after another.
         #[arg(long)]
         parallel: bool,
+        /// Run nothing: print the last run's figures from its logs
+        /// (target/fuzz-logs/) as a Markdown table.
+        #[arg(long)]
+        summarize: bool,
     },
 }
 
@@ -69,9 +73,13 @@ fn main() -> anyhow::Result<()> {
             bench::run(&args)
         }
         Command::Fuzz {
+            summarize: true, ..
+        } => fuzz::print_summary_of_logs(),
+        Command::Fuzz {
             smoke,
             seconds,
             parallel,
+            ..
         } => fuzz::run(if smoke { fuzz::SMOKE_SECONDS } else { seconds }, parallel),
         Command::Demo => {
             setup::run()?;

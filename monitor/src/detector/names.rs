@@ -72,11 +72,14 @@ pub fn same_name(a: &Name, b: &Name) -> bool {
 /// Hashes a name's labels in lower case: equal under [`same_name`], equal
 /// hashes.
 pub fn hash_name(name: &Name, hasher: &mut impl std::hash::Hasher) {
+    let mut lower = [0u8; 63];
     for label in name.iter() {
-        hasher.write_usize(label.len());
-        for byte in label {
-            hasher.write_u8(byte.to_ascii_lowercase());
-        }
+        // Labels are at most 63 bytes; hashed whole, not byte by byte.
+        let len = label.len().min(lower.len());
+        lower[..len].copy_from_slice(&label[..len]);
+        lower[..len].make_ascii_lowercase();
+        hasher.write_usize(len);
+        hasher.write(&lower[..len]);
     }
 }
 

@@ -103,6 +103,8 @@ pub fn run() -> anyhow::Result<String> {
         )?;
     }
     writeln!(md)?;
+    md.push_str(super::analysis::CONNECT);
+    md.push('\n');
     Ok(md)
 }
 
