@@ -78,7 +78,8 @@ pub fn run() -> anyhow::Result<String> {
         md,
         "\nRuns (median ns): without {}; with {}. The issue sets no goal for this figure. What \
          pinwatch's programs themselves cost per exchange, from the BPF run-time statistics of \
-         the runs with it:\n",
+         one more run per pair with `kernel.bpf_stats_enabled` on (its timing discarded: the \
+         statistics' clock reads add to every program run):\n",
         join(&off),
         join(&on),
     )?;
