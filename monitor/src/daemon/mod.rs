@@ -72,8 +72,6 @@ impl DaemonError {
     }
 }
 
-/// Runs until `shutdown` resolves. Programs are detached when this returns,
-/// whether it returns with an error or not.
 /// Gives the heap pages freed so far back to the kernel. Loading the
 /// programs parses the kernel's BTF (megabytes of types, freed once loaded),
 /// and glibc keeps freed heap memory for reuse: without this, that parse
@@ -86,6 +84,8 @@ pub(crate) fn release_freed_memory() {
     }
 }
 
+/// Runs until `shutdown` resolves. Programs are detached when this returns,
+/// whether it returns with an error or not.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
     let supervisor = reload::Supervisor::install()?;
     let writer = open_sink(&config)?;

@@ -29,6 +29,8 @@ const BATCH_INTERVAL: Duration = Duration::from_millis(1);
 /// memory events take in userspace when the detector falls behind (the
 /// ring buffer is the place for bursts to wait).
 const MAX_BATCH_RECORDS: usize = 1024;
+/// Full batches drained at shutdown: more than a full ring buffer holds.
+const SHUTDOWN_BATCHES: usize = 64;
 /// How often the kernel's loss counters are read.
 const LOSS_POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// Loss polls between returns of freed heap memory to the kernel: after a
@@ -114,16 +116,29 @@ impl KernelSource {
         let mut shutdown = std::pin::pin!(shutdown);
         let mut loss_tick = tokio::time::interval(LOSS_POLL_INTERVAL);
         let mut polls = 0u32;
+        // Records left in the ring by a full batch: the kernel wakes only a
+        // reader that had caught up, so they are fetched without waiting.
+        let mut backlog = false;
         loop {
-            let wake = tokio::select! {
-                () = &mut shutdown => Wake::Shutdown,
-                ready = self.ring.readable_mut() => {
-                    ready.map_err(SourceError::Poll)?.clear_ready();
-                    Wake::Events
+            let wake = if backlog {
+                tokio::select! {
+                    biased;
+                    () = &mut shutdown => Wake::Shutdown,
+                    _ = loss_tick.tick() => Wake::LossPoll,
+                    () = std::future::ready(()) => Wake::Events,
                 }
-                _ = loss_tick.tick() => Wake::LossPoll,
+            } else {
+                tokio::select! {
+                    () = &mut shutdown => Wake::Shutdown,
+                    ready = self.ring.readable_mut() => {
+                        ready.map_err(SourceError::Poll)?.clear_ready();
+                        Wake::Events
+                    }
+                    _ = loss_tick.tick() => Wake::LossPoll,
+                }
             };
-            let (mut batch, mut more) = self.drain();
+            let (mut batch, more) = self.drain();
+            backlog = more;
             if wake != Wake::Events {
                 batch.extend(self.losses()?);
                 batch.extend(self.reassembly_tick());
@@ -134,26 +149,31 @@ impl KernelSource {
             let tick = wake == Wake::LossPoll;
             if tick {
                 polls += 1;
-                if polls % TRIM_EVERY_POLLS == 0 {
+                if polls.is_multiple_of(TRIM_EVERY_POLLS) {
                     crate::daemon::release_freed_memory();
                 }
             }
             if (tick || !batch.is_empty()) && events.send(batch).await.is_err() {
                 return Ok(());
             }
-            // A full batch left records behind, and the kernel wakes only a
-            // reader that had caught up: drain on until the ring is empty.
-            while more {
-                let (batch, again) = self.drain();
-                more = again;
-                if events.send(batch).await.is_err() {
-                    return Ok(());
-                }
-            }
             if wake == Wake::Shutdown {
+                // What the ring holds at shutdown, at most its size again
+                // if a flood goes on.
+                for _ in 0..SHUTDOWN_BATCHES {
+                    if !backlog {
+                        break;
+                    }
+                    let (batch, more) = self.drain();
+                    backlog = more;
+                    if events.send(batch).await.is_err() {
+                        break;
+                    }
+                }
                 return Ok(());
             }
-            tokio::time::sleep(BATCH_INTERVAL).await;
+            if !backlog {
+                tokio::time::sleep(BATCH_INTERVAL).await;
+            }
         }
     }
 
