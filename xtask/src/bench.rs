@@ -158,7 +158,8 @@ fn write_doc(sections: &[(String, String)]) -> anyhow::Result<()> {
         kernel.trim()
     )?;
     let mut ordered: Vec<&(String, String)> = sections.iter().collect();
-    ordered.sort_by_key(|(name, _)| PARTS.iter().position(|p| p == name));
+    // Sections kept by hand (the long fuzz run's) go after the parts.
+    ordered.sort_by_key(|(name, _)| PARTS.iter().position(|p| p == name).unwrap_or(usize::MAX));
     for (name, body) in ordered {
         write!(doc, "<!-- bench:{name} -->\n{body}")?;
     }
