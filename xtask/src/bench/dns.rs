@@ -51,20 +51,7 @@ pub fn query(id: u16, host: &str, qtype: u16) -> Vec<u8> {
 /// packets sent and the rate achieved.
 pub fn flood(socket: &UdpSocket, payload: &[u8], rate: u64, duration: Duration) -> (u64, f64) {
     const BATCH: usize = 64;
-    let mut iov: Vec<libc::iovec> = (0..BATCH)
-        .map(|_| libc::iovec {
-            iov_base: payload.as_ptr() as *mut _,
-            iov_len: payload.len(),
-        })
-        .collect();
-    // SAFETY: mmsghdr is plain data; zeroed is a valid empty header.
-    let mut headers: Vec<libc::mmsghdr> = (0..BATCH)
-        .map(|_| unsafe { std::mem::zeroed::<libc::mmsghdr>() })
-        .collect();
-    for (header, iov) in headers.iter_mut().zip(iov.iter_mut()) {
-        header.msg_hdr.msg_iov = iov;
-        header.msg_hdr.msg_iovlen = 1;
-    }
+    let batch = vec![payload; BATCH];
     let start = Instant::now();
     let mut sent = 0u64;
     while start.elapsed() < duration {
@@ -73,12 +60,8 @@ pub fn flood(socket: &UdpSocket, payload: &[u8], rate: u64, duration: Duration) 
             std::thread::sleep(Duration::from_micros(500));
             continue;
         }
-        let count = (due - sent).min(BATCH as u64) as u32;
-        // SAFETY: the headers point at iovecs and a payload that outlive the call.
-        let n = unsafe { libc::sendmmsg(socket.as_raw_fd(), headers.as_mut_ptr(), count, 0) };
-        if n > 0 {
-            sent += n as u64;
-        }
+        let count = (due - sent).min(BATCH as u64) as usize;
+        sent += send_all(socket, &batch[..count]);
     }
     (sent, sent as f64 / start.elapsed().as_secs_f64())
 }
@@ -181,7 +164,10 @@ impl Exchange {
                 query[..2].copy_from_slice(&id.to_be_bytes());
                 answer[..2].copy_from_slice(&id.to_be_bytes());
             }
-            sent += send_all(&self.client, &queries) + send_all(&self.server, &answers);
+            let sending_queries: Vec<&[u8]> = queries.iter().map(Vec::as_slice).collect();
+            let sending_answers: Vec<&[u8]> = answers.iter().map(Vec::as_slice).collect();
+            sent +=
+                send_all(&self.client, &sending_queries) + send_all(&self.server, &sending_answers);
             round = round.wrapping_add(1);
         }
         (sent, sent as f64 / start.elapsed().as_secs_f64())
@@ -190,7 +176,7 @@ impl Exchange {
 
 /// One `sendmmsg` of every payload on a connected socket; returns how many
 /// went out.
-fn send_all(socket: &UdpSocket, payloads: &[Vec<u8>]) -> u64 {
+fn send_all(socket: &UdpSocket, payloads: &[&[u8]]) -> u64 {
     let mut iov: Vec<libc::iovec> = payloads
         .iter()
         .map(|payload| libc::iovec {
