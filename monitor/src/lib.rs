@@ -10,6 +10,7 @@ pub mod control;
 pub mod daemon;
 pub mod decode;
 pub mod detector;
+pub mod dnstext;
 pub mod event;
 pub mod kernel;
 pub mod learn;

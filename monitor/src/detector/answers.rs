@@ -14,6 +14,7 @@ use super::{
 };
 use crate::{
     alert::{Alert, DnsAnswer, DnsFacts, Rule},
+    dnstext,
     event::{Direction, DnsEvent, Hook},
 };
 
@@ -122,19 +123,20 @@ pub(super) fn answer_alert(
     alert.dns = Some(DnsFacts {
         id: event.message.id(),
         question_name,
-        question_type: query.query_type().to_string(),
+        question_type: dnstext::record_type(query.query_type()).into_owned(),
         resolved_ips,
         answers: event.message.answers().iter().map(describe).collect(),
     });
     alert
 }
 
+/// One answer record for an alert, written field by field: hickory's own
+/// text of some records (OPT, odd CAA) fails, and `to_string` panics on it.
 pub(super) fn describe(record: &Record) -> DnsAnswer {
-    let name = record.name().to_string();
     DnsAnswer {
-        name: name.strip_suffix('.').unwrap_or(&name).to_owned(),
-        record_type: record.record_type().to_string(),
-        data: record.data().to_string(),
+        name: dnstext::name(record.name()),
+        record_type: dnstext::record_type(record.record_type()).into_owned(),
+        data: dnstext::rdata(record.data()),
         ttl: record.ttl(),
     }
 }

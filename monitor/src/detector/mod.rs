@@ -163,4 +163,6 @@ impl Detector {
 }
 
 #[cfg(test)]
+mod hostile_tests;
+#[cfg(test)]
 mod tests;
