@@ -43,6 +43,9 @@ struct FoldKey {
     addresses: Vec<IpAddr>,
     pid: Option<u32>,
     loss_origin: Option<LossOrigin>,
+    /// For `detector-fault`: the rules being judged (one line per window
+    /// per stage, whatever the events).
+    fault_rules: Option<&'static str>,
 }
 
 impl FoldKey {
@@ -63,6 +66,7 @@ impl FoldKey {
             addresses,
             pid: alert.process.as_ref().map(|p| p.pid),
             loss_origin: alert.lost.as_ref().map(|l| l.origin),
+            fault_rules: alert.fault.as_ref().map(|f| f.rules),
         }
     }
 }

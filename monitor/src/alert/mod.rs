@@ -51,6 +51,19 @@ pub struct Alert {
     /// For `unexpected-db-peer`: whether pinwatch saw the name resolution
     /// that led to the connect (`pinwatch.resolution`).
     pub resolution: Option<Resolution>,
+    /// For `detector-fault`: what could not be judged (`pinwatch.fault`).
+    pub fault: Option<FaultFacts>,
+}
+
+/// A fault caught while judging one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultFacts {
+    /// The rule ids being judged when it happened.
+    pub rules: &'static str,
+    /// One line about the event.
+    pub event: String,
+    /// The panic's text and place in the code.
+    pub detail: String,
 }
 
 /// The resolvers an answer passed through on this host.
@@ -116,6 +129,7 @@ impl Alert {
             db_session: None,
             path: None,
             resolution: None,
+            fault: None,
         }
     }
 }

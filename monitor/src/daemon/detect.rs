@@ -3,6 +3,13 @@
 //! the detector and the writer, the fold stage turns repeats into summary
 //! lines; the source's empty batch once a second is the tick that closes
 //! fold windows when no event arrives.
+//!
+//! A fault while judging one event is caught there ([`Detector::judge`])
+//! and becomes a `detector-fault` alert; a panic anywhere else on this
+//! thread (fold, sink) is pinwatch's own machinery failing, and ends the
+//! daemon.
+//!
+//! [`Detector::judge`]: crate::detector::Detector::judge
 use std::{sync::atomic::Ordering, time::SystemTime};
 
 use tokio::sync::mpsc;
@@ -31,7 +38,7 @@ pub(super) fn run(
             let mut detector = shared.detector();
             batch
                 .iter()
-                .flat_map(|event| detector.observe(event))
+                .flat_map(|event| detector.judge(event))
                 .collect()
         };
         let mut lines: Vec<Alert> = alerts
@@ -55,6 +62,11 @@ pub(super) fn run(
 }
 
 pub(super) fn emit(writer: &mut AlertWriter, shared: &Shared, alert: &Alert) {
+    if let Some(fault) = &alert.fault {
+        // One diagnostic line per fault written (repeats fold into the
+        // window's summary), instead of a backtrace per packet.
+        tracing::error!(rules = fault.rules, event = %fault.event, "detector fault, event skipped: {}", fault.detail);
+    }
     let written = writer.write(alert);
     let stream = &shared.alert_stream;
     stream.lines.fetch_add(1, Ordering::Relaxed);

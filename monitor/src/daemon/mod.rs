@@ -21,7 +21,7 @@ use crate::{
     config::{AlertSink, Config},
     control::{ControlError, ControlServer},
     decode::Clock,
-    detector::Detector,
+    detector::{Detector, panic_text},
     kernel::{
         self, KernelError, Policy, Probes,
         source::{KernelSource, SourceError, SourceStats},
@@ -46,6 +46,12 @@ pub enum DaemonError {
     Source(#[from] SourceError),
     #[error("the detector thread failed: {0}")]
     Detector(String),
+    /// A panic outside the judging of an event (which is caught): the
+    /// alert pipeline itself is broken.
+    #[error(
+        "pinwatch's own alert pipeline failed (the detector thread panicked outside the judging of an event: {0}); exiting, so that the service manager restarts it"
+    )]
+    Machinery(String),
     #[error(transparent)]
     Control(#[from] ControlError),
     #[error("cannot install the SIGHUP handler for reloads: {0}")]
@@ -157,7 +163,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     log_enforcement_stopped(&shared.config());
     let detected = detector_thread
         .join()
-        .map_err(|_| DaemonError::Detector("panicked".into()))?;
+        .map_err(|panic| DaemonError::Machinery(panic_text(panic.as_ref()).to_owned()))?;
     result?;
     detected
 }

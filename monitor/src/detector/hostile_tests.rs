@@ -39,7 +39,7 @@ fn at(ms: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_790_000_060) + Duration::from_millis(ms)
 }
 
-fn detector() -> Detector {
+pub(super) fn detector() -> Detector {
     let config = Config::from_toml(CONFIG, None, &HostDefaults::default()).unwrap();
     let mut detector = Detector::new(&config);
     detector.observe(&query("warm.up", 1, at(0) - Duration::from_secs(60)));
@@ -245,4 +245,21 @@ fn fragmented_opt_answer_alerts() {
     response.fragmented = true;
     let events = vec![query("db.lab.test", 9, at(0)), Event::Dns(response)];
     raised(&mut d, events, Rule::DnsFragmentedResponse);
+}
+
+/// A query for `name` sent `ms` after the test's start.
+pub(super) fn query_at(name: &str, id: u16, ms: u64) -> Event {
+    query(name, id, at(ms))
+}
+
+/// A plain forged answer for db.lab.test, outside its pinned set.
+pub(super) fn diverged(id: u16, ms: u64) -> Event {
+    let mut response = message(MessageType::Response, "db.lab.test", id);
+    let address = RData::A(rdata::A([203, 0, 113, 66].into()));
+    response.add_answer(Record::from_rdata(
+        Name::from_ascii("db.lab.test").unwrap(),
+        30,
+        address,
+    ));
+    Event::Dns(dns(response, Direction::Ingress, RESOLVER, CLIENT, at(ms)))
 }

@@ -30,6 +30,7 @@ pub struct Snapshot {
     pub dns_messages: u64,
     pub dns_responses_checked: u64,
     pub connects: u64,
+    pub detector_faults: u64,
     /// Detections by rule, before folding; every rule, zeros included.
     pub alerts: Vec<(Rule, u64)>,
     pub alert_lines: u64,
@@ -57,6 +58,7 @@ impl Snapshot {
             dns_messages: counters.dns_messages,
             dns_responses_checked: counters.dns_responses_checked,
             connects: counters.connects,
+            detector_faults: counters.detector_faults,
             alerts: Rule::ALL
                 .iter()
                 .map(|rule| (*rule, counters.alerts.get(rule).copied().unwrap_or(0)))
@@ -131,6 +133,11 @@ impl Collector for Snapshot {
             "pinwatch_connects",
             "TCP connects to a watched port seen.",
             self.connects,
+        )?;
+        counter(
+            "pinwatch_detector_faults",
+            "Events whose judging faulted: caught, skipped and raised as detector-fault; the detector went on.",
+            self.detector_faults,
         )?;
         counter(
             "pinwatch_alert_lines",

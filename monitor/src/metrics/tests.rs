@@ -9,6 +9,7 @@ fn snapshot() -> Snapshot {
         dns_messages: 12,
         dns_responses_checked: 5,
         connects: 3,
+        detector_faults: 2,
         alerts: vec![
             (Rule::DnsAnswerDiverged, 300),
             (Rule::UnexpectedDbPeer, 1),
@@ -48,6 +49,7 @@ fn renders_every_family_as_openmetrics_text() {
         "pinwatch_dns_messages_total 12",
         "pinwatch_dns_responses_checked_total 5",
         "pinwatch_connects_total 3",
+        "pinwatch_detector_faults_total 2",
         "pinwatch_alerts_total{rule=\"dns-answer-diverged\"} 300",
         "pinwatch_alerts_total{rule=\"unexpected-db-peer\"} 1",
         "pinwatch_alerts_total{rule=\"event-loss\"} 0",

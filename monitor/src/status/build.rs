@@ -74,6 +74,7 @@ impl StatusReport {
             connects: detector_counters.connects,
             alerts,
             events_lost: detector_counters.events_lost,
+            detector_faults: detector_counters.detector_faults,
             kernel_records: shared.source.records.load(Ordering::Relaxed),
             undecodable_records: shared.source.undecodable.load(Ordering::Relaxed),
             dns_parse_errors: shared.source.dns_parse_errors.load(Ordering::Relaxed),

@@ -97,6 +97,9 @@ pub struct CountersReport {
     /// By rule id; every rule is listed, zero included.
     pub alerts: BTreeMap<String, u64>,
     pub events_lost: u64,
+    /// Events whose judging faulted (`detector-fault`), skipped.
+    #[serde(default)]
+    pub detector_faults: u64,
     /// Records read from the kernel's ring buffer.
     pub kernel_records: u64,
     /// Kernel records that could not be decoded (also counted as lost).
