@@ -83,6 +83,7 @@ fn dns(message: Message, direction: Direction, secs: u64) -> Event {
         socket_cookie: 0,
         seen_at: crate::event::Hook::Socket,
         fragmented: false,
+        malformed: None,
         message,
     })
 }
