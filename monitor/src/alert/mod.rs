@@ -51,6 +51,12 @@ pub struct Alert {
     /// For `unexpected-db-peer`: whether pinwatch saw the name resolution
     /// that led to the connect (`pinwatch.resolution`).
     pub resolution: Option<Resolution>,
+    /// For DNS alerts on a message that did not parse whole: where it
+    /// stopped (`pinwatch.malformed`).
+    pub malformed: Option<crate::event::Malformed>,
+    /// For `dns-answer-diverged` on a CNAME chain longer than pinwatch
+    /// follows: the names followed (`pinwatch.cname_chain_cut`).
+    pub cname_chain_cut: Vec<String>,
 }
 
 /// The resolvers an answer passed through on this host.
@@ -116,6 +122,8 @@ impl Alert {
             db_session: None,
             path: None,
             resolution: None,
+            malformed: None,
+            cname_chain_cut: Vec::new(),
         }
     }
 }
