@@ -122,7 +122,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
     let shared = Arc::new(Shared::new(
         config.clone(),
-        Detector::new(&config),
+        // Attached by now: responses to queries sent before are the only
+        // ones the warm-up must excuse.
+        Detector::started_at(&config, std::time::SystemTime::now()),
         probes.programs().to_vec(),
         stats,
     ));

@@ -82,6 +82,7 @@ pub(crate) fn answer(question: &str, addresses: &[&str], at: SystemTime) -> Even
         socket_cookie: 0,
         seen_at: crate::event::Hook::Socket,
         fragmented: false,
+        malformed: None,
         message,
     })
 }
