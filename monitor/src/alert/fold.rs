@@ -11,7 +11,6 @@
 use std::{
     collections::{BTreeMap, HashMap},
     net::IpAddr,
-    sync::atomic::AtomicU64,
     time::{Duration, SystemTime},
 };
 
@@ -21,18 +20,6 @@ use crate::event::LossOrigin;
 /// How many keys may have an open window at once; past it the oldest window
 /// is closed early (its summary written) to make room.
 pub const DEFAULT_CAPACITY: usize = 4096;
-
-/// What the alert stream wrote, kept by the detector thread for metrics
-/// (detections themselves are the detector's counters).
-#[derive(Debug, Default)]
-pub struct StreamStats {
-    /// Lines written, summaries included.
-    pub lines: AtomicU64,
-    /// Alerts folded into summaries instead of written on their own line.
-    pub folded: AtomicU64,
-    /// Lines the sink failed to write (they went to the diagnostic log).
-    pub write_errors: AtomicU64,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct FoldKey {

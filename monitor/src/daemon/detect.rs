@@ -7,7 +7,7 @@ use std::{sync::atomic::Ordering, time::SystemTime};
 
 use tokio::sync::mpsc;
 
-use super::{DaemonError, Shared};
+use super::DaemonError;
 use crate::{
     alert::{
         Alert,
@@ -15,6 +15,7 @@ use crate::{
         sink::AlertWriter,
     },
     event::Event,
+    state::Shared,
 };
 
 pub(super) fn run(
@@ -56,15 +57,9 @@ pub(super) fn run(
 
 pub(super) fn emit(writer: &mut AlertWriter, shared: &Shared, alert: &Alert) {
     let written = writer.write(alert);
-    let stream = &shared.alert_stream;
-    stream.lines.fetch_add(1, Ordering::Relaxed);
     if let Err(error) = &written {
-        stream.write_errors.fetch_add(1, Ordering::Relaxed);
         // The alert must reach someone: say it on stderr.
         tracing::error!(rule = alert.rule.id(), message = %alert.message, "{error}");
     }
-    let written = written.map_err(|e| e.to_string());
-    shared
-        .alert_history()
-        .record(alert, written, SystemTime::now());
+    shared.note_written(alert, written.map_err(|e| e.to_string()), SystemTime::now());
 }

@@ -1,13 +1,10 @@
 //! `pinwatch run`: the pipeline kernel source → detector → alert sink, and
-//! the state the operator surfaces read.
+//! the [`crate::state`] it keeps for the operator surfaces.
 mod detect;
 mod notify;
 mod privileges;
 mod reload;
 mod stale;
-mod state;
-
-pub use state::Shared;
 
 use std::{sync::Arc, thread};
 
@@ -22,11 +19,13 @@ use crate::{
     control::{ControlError, ControlServer},
     decode::Clock,
     detector::Detector,
+    heap,
     kernel::{
         self, KernelError, Policy, Probes,
         source::{KernelSource, SourceError, SourceStats},
     },
     metrics::{self, MetricsError},
+    state::Shared,
 };
 
 /// Batches waiting for the detector. When it falls behind, the source stops
@@ -72,18 +71,6 @@ impl DaemonError {
     }
 }
 
-/// Gives the heap pages freed so far back to the kernel. Loading the
-/// programs parses the kernel's BTF (megabytes of types, freed once loaded),
-/// and glibc keeps freed heap memory for reuse: without this, that parse
-/// stays in the daemon's resident set for its whole life.
-pub(crate) fn release_freed_memory() {
-    // SAFETY: malloc_trim only returns free heap pages; it takes the
-    // allocator's own locks.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
 /// Runs until `shutdown` resolves. Programs are detached when this returns,
 /// whether it returns with an error or not.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
@@ -106,7 +93,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let (ring, lost) = probes.take_event_maps()?;
     let stats = Arc::new(SourceStats::default());
     let source = KernelSource::new(ring, lost, Clock::from_system(), stats.clone())?;
-    release_freed_memory();
+    // Loading the programs parsed the kernel's BTF: megabytes, freed now.
+    heap::release_freed_memory();
     // Before any thread starts: capabilities are per thread, and new
     // threads inherit the reduced sets.
     match privileges::drop_after_attach() {

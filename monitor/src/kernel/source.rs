@@ -150,7 +150,7 @@ impl KernelSource {
             if tick {
                 polls += 1;
                 if polls.is_multiple_of(TRIM_EVERY_POLLS) {
-                    crate::daemon::release_freed_memory();
+                    crate::heap::release_freed_memory();
                 }
             }
             if (tick || !batch.is_empty()) && events.send(batch).await.is_err() {
