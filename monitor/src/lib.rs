@@ -5,6 +5,7 @@
 //! sink, wired by [`daemon`]; [`cli`] holds one module per subcommand.
 pub mod alert;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod control;
 pub mod daemon;

@@ -5,7 +5,7 @@ use std::{
     os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt},
     path::{Path, PathBuf},
     sync::Arc,
-    time::{Duration, SystemTime},
+    time::Duration,
 };
 
 use tokio::{
@@ -215,7 +215,7 @@ async fn read_request(stream: &mut UnixStream) -> Result<Request, RequestError> 
 /// which the detector thread holds for one batch at a time.
 async fn status_line(shared: Arc<Shared>) -> String {
     let built = tokio::task::spawn_blocking(move || {
-        let report = StatusReport::from(&Snapshot::take(&shared, SystemTime::now()));
+        let report = StatusReport::from(&Snapshot::now(&shared));
         serde_json::to_string(&report)
     })
     .await;

@@ -2,8 +2,9 @@
 //! of (state, event), and alert writes block instead of dropping. Between
 //! the detector and the writer, the fold stage turns repeats into summary
 //! lines; the source's empty batch once a second is the tick that closes
-//! fold windows when no event arrives.
-use std::{sync::atomic::Ordering, time::SystemTime};
+//! fold windows when no event arrives. Windows run on the daemon's
+//! monotonic time base; alerts meet the wall clock only as they are written.
+use std::sync::atomic::Ordering;
 
 use tokio::sync::mpsc;
 
@@ -14,6 +15,7 @@ use crate::{
         fold::{self, Folder},
         sink::AlertWriter,
     },
+    clock::TimeBase,
     event::Event,
     state::Shared,
 };
@@ -27,6 +29,7 @@ pub(super) fn run(
     // refused.
     let mut folder = Folder::new(shared.config().alerts.dedup_window, fold::DEFAULT_CAPACITY);
     while let Some(batch) = events.blocking_recv() {
+        shared.time.refresh_if_due();
         // One lock per batch: status readers wait at most one batch.
         let alerts: Vec<_> = {
             let mut detector = shared.detector();
@@ -39,7 +42,7 @@ pub(super) fn run(
             .into_iter()
             .flat_map(|alert| folder.offer(alert))
             .collect();
-        lines.extend(folder.tick(SystemTime::now()));
+        lines.extend(folder.tick(shared.time.now()));
         for alert in &lines {
             emit(&mut writer, shared, alert);
         }
@@ -56,10 +59,27 @@ pub(super) fn run(
 }
 
 pub(super) fn emit(writer: &mut AlertWriter, shared: &Shared, alert: &Alert) {
-    let written = writer.write(alert);
+    let written = writer.write(&on_wall_clock(alert, &shared.time));
     if let Err(error) = &written {
         // The alert must reach someone: say it on stderr.
         tracing::error!(rule = alert.rule.id(), message = %alert.message, "{error}");
     }
-    shared.note_written(alert, written.map_err(|e| e.to_string()), SystemTime::now());
+    let now = shared.time.now();
+    shared.note_written(alert, written.map_err(|e| e.to_string()), now);
 }
+
+/// `alert` with its times moved from the daemon's time base to the wall
+/// clock as it is now.
+fn on_wall_clock(alert: &Alert, time: &TimeBase) -> Alert {
+    let mut wall = alert.clone();
+    wall.timestamp = time.to_wall(alert.timestamp);
+    if let Some(repeats) = &mut wall.repeats {
+        repeats.first = time.to_wall(repeats.first);
+        repeats.last = time.to_wall(repeats.last);
+    }
+    wall
+}
+
+#[cfg(test)]
+#[path = "detect_tests.rs"]
+mod tests;

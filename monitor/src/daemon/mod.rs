@@ -15,9 +15,9 @@ use crate::{
         AgentInfo,
         sink::{AlertWriter, SinkError},
     },
+    clock::TimeBase,
     config::{AlertSink, Config},
     control::{ControlError, ControlServer},
-    decode::Clock,
     detector::Detector,
     heap,
     kernel::{
@@ -74,6 +74,7 @@ impl DaemonError {
 /// Runs until `shutdown` resolves. Programs are detached when this returns,
 /// whether it returns with an error or not.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
+    let time = Arc::new(TimeBase::host());
     let supervisor = reload::Supervisor::install()?;
     let writer = open_sink(&config)?;
     let metrics_listener = match config.metrics {
@@ -86,13 +87,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let control = ControlServer::bind(&config.control)?;
     let cgroup_root = kernel::find_cgroup2_root()?;
     // Before attaching, so this daemon's own programs are not in the way.
-    let stale_alert = stale::check(&cgroup_root)?;
+    let stale_alert = stale::check(&cgroup_root, &time)?;
     let policy = Policy::from_config(&config);
     let mut probes = Probes::attach_with_policy(&cgroup_root, &policy)?;
     let interface_hooks = kernel::interfaces::attach(&mut probes)?;
     let (ring, lost) = probes.take_event_maps()?;
     let stats = Arc::new(SourceStats::default());
-    let source = KernelSource::new(ring, lost, Clock::from_system(), stats.clone())?;
+    let source = KernelSource::new(ring, lost, time.clone(), stats.clone())?;
     // Loading the programs parsed the kernel's BTF: megabytes, freed now.
     heap::release_freed_memory();
     // Before any thread starts: capabilities are per thread, and new
@@ -107,6 +108,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         Detector::new(&config),
         probes.programs().to_vec(),
         stats,
+        time,
     ));
     // Dropped on every return path: stops serving, removes the socket file.
     let _control = control.spawn(shared.clone());

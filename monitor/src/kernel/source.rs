@@ -10,7 +10,7 @@ use std::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Duration, SystemTime},
+    time::Duration,
 };
 
 use aya::maps::{MapData, PerCpuArray, RingBuf};
@@ -18,6 +18,7 @@ use pinwatch_common::{LOSS_CONNECT, LOSS_DB_SEGMENT, LOSS_DNS_OWNER, LOSS_DNS_PA
 use tokio::{io::unix::AsyncFd, sync::mpsc};
 
 use crate::{
+    clock::TimeBase,
     decode::{self, Clock, Record},
     event::{Event, LossEvent, LossOrigin},
     reassembly::Assembler,
@@ -77,6 +78,9 @@ pub struct KernelSource {
     ring: AsyncFd<RingBuf<MapData>>,
     lost: PerCpuArray<MapData, u64>,
     lost_seen: [u64; pinwatch_common::LOSS_SLOTS as usize],
+    /// The daemon's time base: the kernel's stamps and this side's ticks
+    /// (loss reports, reassembly expiry) on one clock.
+    time: Arc<TimeBase>,
     clock: Clock,
     stats: Arc<SourceStats>,
     undecodable_reported: u64,
@@ -88,7 +92,7 @@ impl KernelSource {
     pub fn new(
         ring: RingBuf<MapData>,
         lost: PerCpuArray<MapData, u64>,
-        clock: Clock,
+        time: Arc<TimeBase>,
         stats: Arc<SourceStats>,
     ) -> Result<KernelSource, SourceError> {
         // SAFETY: the ring buffer owns its map fd for as long as it lives, and
@@ -99,7 +103,8 @@ impl KernelSource {
             ring,
             lost,
             lost_seen: [0; pinwatch_common::LOSS_SLOTS as usize],
-            clock,
+            clock: time.kernel_clock(),
+            time,
             stats,
             undecodable_reported: 0,
             assembler: Assembler::default(),
@@ -225,7 +230,7 @@ impl KernelSource {
     /// Reports fragmented datagrams that will not complete, and publishes
     /// what reassembly dropped.
     fn reassembly_tick(&mut self) -> Vec<Event> {
-        let expired = self.assembler.expire(SystemTime::now());
+        let expired = self.assembler.expire(self.time.now());
         let stats = self.assembler.stats();
         let evicted = stats.tcp.flows_evicted + stats.tcp.flows_desynced;
         let before = self
@@ -253,7 +258,7 @@ impl KernelSource {
     /// Turns growth of the kernel's per-CPU loss counters, and of records
     /// this side could not decode, into loss events.
     fn losses(&mut self) -> Result<Vec<Event>, SourceError> {
-        let now = SystemTime::now();
+        let now = self.time.now();
         let mut events = Vec::new();
         for (slot, origin, reported) in [
             (

@@ -49,7 +49,7 @@ impl std::fmt::Debug for SharedCollector {
 
 impl Collector for SharedCollector {
     fn encode(&self, encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        Snapshot::take(&self.0, SystemTime::now()).encode(encoder)
+        Snapshot::now(&self.0).encode(encoder)
     }
 }
 

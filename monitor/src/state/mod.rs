@@ -21,12 +21,15 @@ use std::{
 
 use crate::{
     alert::Alert,
+    clock::TimeBase,
     config::Config,
     detector::Detector,
     kernel::{ProgramStatus, source::SourceStats},
 };
 
 pub struct Shared {
+    /// The daemon's time base: every time kept here is on it.
+    pub time: Arc<TimeBase>,
     pub started_at: SystemTime,
     config: Mutex<Arc<Config>>,
     detector: Mutex<Detector>,
@@ -56,9 +59,11 @@ impl Shared {
         detector: Detector,
         programs: Vec<ProgramStatus>,
         source: Arc<SourceStats>,
+        time: Arc<TimeBase>,
     ) -> Shared {
         Shared {
-            started_at: SystemTime::now(),
+            started_at: time.now(),
+            time,
             config: Mutex::new(Arc::new(config)),
             detector: Mutex::new(detector),
             programs: Mutex::new(programs),
@@ -69,7 +74,8 @@ impl Shared {
     }
 
     /// Notes a line the sink was handed and its verdict (`Err` carries the
-    /// sink's message): counted for metrics, kept for status.
+    /// sink's message) at daemon time `now`: counted for metrics, kept for
+    /// status.
     pub fn note_written(&self, alert: &Alert, written: Result<(), String>, now: SystemTime) {
         self.alert_stream.lines.fetch_add(1, Ordering::Relaxed);
         if written.is_err() {

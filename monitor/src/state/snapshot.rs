@@ -12,6 +12,8 @@ use crate::{alert::Rule, detector::LastAnswer, event::LossOrigin, kernel::Progra
 
 /// Everything the daemon reports, read once. Each lock is held only while
 /// its part is copied, so the detector thread waits at most that long.
+/// Times are wall-clock times, converted from the daemon's time base with
+/// one offset, so ages are monotonic time whatever the wall clock did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
     pub version: String,
@@ -81,8 +83,14 @@ pub struct Counters {
 }
 
 impl Snapshot {
-    /// Reads `shared` as of `now`.
+    /// Reads `shared` now.
+    pub fn now(shared: &Shared) -> Snapshot {
+        Snapshot::take(shared, shared.time.now())
+    }
+
+    /// Reads `shared` as of `now`, on the daemon's time base.
     pub fn take(shared: &Shared, now: SystemTime) -> Snapshot {
+        let wall = |at: SystemTime| shared.time.to_wall(at);
         let config = shared.config();
         let (detector, last_answers) = {
             let detector = shared.detector();
@@ -92,7 +100,13 @@ impl Snapshot {
                 .map(|db| {
                     db.hostnames
                         .iter()
-                        .map(|h| (h.clone(), detector.last_answer(h).cloned()))
+                        .map(|h| {
+                            let answer = detector.last_answer(h).map(|answer| LastAnswer {
+                                seen_at: wall(answer.seen_at),
+                                ..answer.clone()
+                            });
+                            (h.clone(), answer)
+                        })
                         .collect()
                 })
                 .collect();
@@ -141,17 +155,23 @@ impl Snapshot {
         };
         let (recent_alerts, newest_alert, last_sink_failure) = {
             let history = shared.alert_history();
+            let recent = history.recent().map(|alert| RecentAlert {
+                time: wall(alert.time),
+                ..alert.clone()
+            });
             (
-                history.recent().cloned().collect(),
-                history.newest(),
-                history.last_failure().cloned(),
+                recent.collect(),
+                history.newest().map(wall),
+                history
+                    .last_failure()
+                    .map(|(at, error)| (wall(*at), error.clone())),
             )
         };
         let mut snapshot = Snapshot {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             pid: std::process::id(),
-            taken_at: now,
-            started_at: shared.started_at,
+            taken_at: wall(now),
+            started_at: wall(shared.started_at),
             config_path: config.path.clone(),
             config_hash: config.hash.clone(),
             programs: shared.programs(),

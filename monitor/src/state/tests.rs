@@ -8,6 +8,7 @@ use std::{
 use super::{Shared, Snapshot};
 use crate::{
     alert::{Alert, Rule},
+    clock::{TimeBase, fake::FakeClocks},
     config::{Config, HostDefaults},
     detector::Detector,
     event::{Event, LossEvent, LossOrigin},
@@ -29,6 +30,15 @@ socket = "/run/pinwatch-test/pinwatch.sock"
 /// A daemon's shared state without a kernel: the given program states and
 /// a detector built from `text`.
 pub(crate) fn shared_with(text: &str, programs: &[(&'static str, bool)]) -> Shared {
+    shared_on(text, programs, Arc::new(TimeBase::host()))
+}
+
+/// As [`shared_with`], on the time base `time`.
+pub(crate) fn shared_on(
+    text: &str,
+    programs: &[(&'static str, bool)],
+    time: Arc<TimeBase>,
+) -> Shared {
     let host = HostDefaults {
         resolv_conf_nameservers: vec![],
     };
@@ -42,7 +52,13 @@ pub(crate) fn shared_with(text: &str, programs: &[(&'static str, bool)]) -> Shar
             attached,
         })
         .collect();
-    Shared::new(config, detector, programs, Arc::new(SourceStats::default()))
+    Shared::new(
+        config,
+        detector,
+        programs,
+        Arc::new(SourceStats::default()),
+        time,
+    )
 }
 
 pub(crate) fn shared() -> Shared {
@@ -153,4 +169,33 @@ fn written_lines_are_counted_once_and_kept_for_status() {
     assert_eq!(snapshot.recent_alerts.len(), 1);
     assert_eq!(snapshot.newest_alert, Some(at));
     assert_eq!(snapshot.last_sink_failure, None);
+}
+
+#[test]
+fn ages_follow_monotonic_time_and_times_the_wall_clock_after_a_step() {
+    const HOUR: Duration = Duration::from_secs(3600);
+    let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let clocks = Arc::new(FakeClocks::new(Duration::from_secs(100), start));
+    let time = Arc::new(TimeBase::new(clocks.clone()));
+    let shared = shared_on(CONFIG, &[("pw_connect4", true)], time.clone());
+    let raised = time.now();
+    shared.note_written(
+        &Alert::new(raised, Rule::EventLoss, "a".into()),
+        Ok(()),
+        raised,
+    );
+
+    // Thirty seconds on, NTP steps the wall clock back an hour.
+    clocks.advance(Duration::from_secs(30));
+    clocks.step_wall(start + Duration::from_secs(30) - HOUR);
+    time.refresh();
+    let snapshot = Snapshot::now(&shared);
+    assert_eq!(snapshot.taken_at, start + Duration::from_secs(30) - HOUR);
+    assert_eq!(snapshot.uptime(), Duration::from_secs(30));
+    let alert = snapshot.newest_alert.expect("an alert");
+    assert_eq!(alert, start - HOUR, "shown on the wall clock as it is now");
+    assert_eq!(snapshot.age(alert), Duration::from_secs(30));
+    let report = status::StatusReport::from(&snapshot);
+    assert_eq!(report.recent_alerts[0].age_s, 30);
+    assert_eq!(report.health.last_alert_age_s, Some(30));
 }
