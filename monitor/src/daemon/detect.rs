@@ -4,11 +4,16 @@
 //! lines; the source's empty batch once a second is the tick that closes
 //! fold windows when no event arrives. Windows run on the daemon's
 //! monotonic time base; alerts meet the wall clock only as they are written.
+//! Processes are named here too ([`super::process_names`]), off the
+//! runtime that drains the ring buffer.
 use std::sync::atomic::Ordering;
 
 use tokio::sync::mpsc;
 
-use super::DaemonError;
+use super::{
+    DaemonError,
+    process_names::{self, ProcessNames},
+};
 use crate::{
     alert::{
         Alert,
@@ -28,8 +33,14 @@ pub(super) fn run(
     // The window is fixed for the daemon's life: a reload that changes it is
     // refused.
     let mut folder = Folder::new(shared.config().alerts.dedup_window, fold::DEFAULT_CAPACITY);
-    while let Some(batch) = events.blocking_recv() {
+    let mut names = ProcessNames::new("/proc", process_names::LOOKUPS_PER_SECOND);
+    while let Some(mut batch) = events.blocking_recv() {
         shared.time.refresh_if_due();
+        // Before the detector's lock: status readers never wait on /proc.
+        let now = shared.time.now();
+        for event in &mut batch {
+            names.name_event(event, now);
+        }
         // One lock per batch: status readers wait at most one batch.
         let alerts: Vec<_> = {
             let mut detector = shared.detector();

@@ -14,6 +14,7 @@ use super::*;
 use crate::{
     alert::AgentInfo,
     clock::{TimeBase, fake::FakeClocks},
+    daemon::process_names::tests::named_thread,
     event::{LossEvent, LossOrigin},
     state::tests::{CONFIG, shared_on},
 };
@@ -198,4 +199,30 @@ fn a_wall_clock_step_forward_does_not_close_a_fold_window_early() {
         timestamp(&lines[1], "@timestamp"),
         rfc3339(wall(T0 + 1) + 24 * HOUR)
     );
+}
+
+#[test]
+fn a_connect_from_a_thread_is_named_by_its_process_on_this_thread() {
+    let (tid, alive) = named_thread("pw-pool-3");
+    let pipeline = Pipeline::start(wall(1_800_000_000));
+    pipeline.send(vec![Event::Connect(crate::event::ConnectEvent {
+        timestamp: pipeline.time.now(),
+        process: crate::event::Process {
+            pid: std::process::id(),
+            tid,
+            uid: 0,
+            gid: 0,
+            name: "pw-pool-3".into(),
+            cgroup_id: 0,
+        },
+        destination: "203.0.113.5:26257".parse().unwrap(),
+        action: crate::event::ConnectAction::Allowed,
+        socket_cookie: 0,
+    })]);
+    pipeline.wait_until("the alert", |p| p.out.lines().len() == 1);
+    let own = std::fs::read_to_string("/proc/self/comm").unwrap();
+    let alert = &pipeline.out.lines()[0];
+    assert_eq!(alert["event"]["action"], "unexpected-db-peer");
+    assert_eq!(alert["process"]["name"], own.trim_end());
+    drop(alive);
 }

@@ -3,6 +3,7 @@
 mod detect;
 mod notify;
 mod privileges;
+mod process_names;
 mod reload;
 mod stale;
 

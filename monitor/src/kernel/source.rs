@@ -194,14 +194,10 @@ impl KernelSource {
             records += 1;
             self.stats.records.fetch_add(1, Ordering::Relaxed);
             match decode::decode_record(&item, &self.clock) {
-                Ok(Record::Connect(mut connect)) => {
-                    name_process_by_its_leader(&mut connect.process);
-                    batch.push(Event::Connect(connect));
-                }
-                Ok(Record::DnsOwner(mut owner)) => {
-                    name_process_by_its_leader(&mut owner.process);
-                    batch.push(Event::DnsOwner(owner));
-                }
+                // Named by their thread: the daemon's detector thread names
+                // the process, off this runtime (`daemon::process_names`).
+                Ok(Record::Connect(connect)) => batch.push(Event::Connect(connect)),
+                Ok(Record::DnsOwner(owner)) => batch.push(Event::DnsOwner(owner)),
                 Ok(Record::DbSegment(packet)) => match decode::db_segment_event(&packet) {
                     Ok(segment) => batch.push(Event::DbSegment(segment)),
                     Err(error) => {
@@ -309,19 +305,5 @@ impl KernelSource {
             self.undecodable_reported = undecodable;
         }
         Ok(events)
-    }
-}
-
-/// The kernel reports the calling thread's name (`isc-net-0000` for dig's
-/// network thread); alerts name the process, as `ps` does: the thread-group
-/// leader's name, read while the process is most likely alive (once per
-/// DNS socket, once per connect to a watched port). Kept as is when the
-/// process is gone.
-fn name_process_by_its_leader(process: &mut crate::event::Process) {
-    if process.pid == process.tid {
-        return;
-    }
-    if let Ok(name) = std::fs::read_to_string(format!("/proc/{}/comm", process.pid)) {
-        process.name = name.trim_end_matches('\n').to_owned();
     }
 }
