@@ -2,7 +2,7 @@
 //!
 //! Alerts are data, not log lines: they have their own writer ([`sink`]) and
 //! never pass through `tracing`.
-mod ecs;
+pub(crate) mod ecs;
 pub mod fold;
 pub mod journald;
 mod rule;

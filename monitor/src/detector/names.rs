@@ -4,12 +4,10 @@
 //!
 //! hickory's `Name` equality ignores letter case, which is how a CNAME
 //! owner is matched to its target; configured hostnames are compared in
-//! lower case without the trailing dot ([`super::pins::normalize_name`]).
+//! lower case without the trailing dot ([`normalize_name`]).
 use std::net::IpAddr;
 
 use hickory_proto::rr::{Name, RData, Record};
-
-use super::pins::normalize_name;
 
 /// CNAME links followed from the question name before giving up: deeper
 /// chains are not produced by real zones, and a loop must end.
@@ -127,6 +125,11 @@ pub fn hostname(name: &Name) -> String {
         Some(text) => text.to_owned(),
         None => normalize_name(&name.to_string()),
     }
+}
+
+/// Lower case, no trailing dot: how hostnames are compared.
+pub fn normalize_name(name: &str) -> String {
+    name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase()
 }
 
 /// A buffer for [`plain_hostname`].
