@@ -17,3 +17,6 @@ pub mod metrics;
 pub mod reassembly;
 pub mod replay;
 pub mod status;
+
+#[cfg(test)]
+mod readme_tests;

@@ -86,7 +86,7 @@ impl Snapshot {
 }
 
 /// Encodes whatever `collector` reports as OpenMetrics text.
-fn render(collector: impl Collector) -> String {
+pub(crate) fn render(collector: impl Collector) -> String {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(collector));
     let mut text = String::new();
