@@ -6,6 +6,7 @@ mod privileges;
 mod reload;
 mod stale;
 mod state;
+mod swap;
 
 pub use state::Shared;
 
