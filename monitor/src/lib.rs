@@ -21,3 +21,6 @@ pub mod reassembly;
 pub mod replay;
 pub mod state;
 pub mod status;
+
+#[cfg(test)]
+mod readme_tests;

@@ -6,6 +6,7 @@ mod privileges;
 mod process_names;
 mod reload;
 mod stale;
+mod swap;
 
 use std::{sync::Arc, thread};
 

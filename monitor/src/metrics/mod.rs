@@ -28,7 +28,7 @@ pub fn render_snapshot(snapshot: &Snapshot) -> String {
 }
 
 /// Encodes whatever `collector` reports as OpenMetrics text.
-fn render(collector: impl Collector) -> String {
+pub(crate) fn render(collector: impl Collector) -> String {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(collector));
     let mut text = String::new();
