@@ -44,8 +44,11 @@ pub enum DaemonError {
     Sink(#[from] SinkError),
     #[error(transparent)]
     Source(#[from] SourceError),
-    #[error("the detector thread failed: {0}")]
-    Detector(String),
+    #[error("cannot start the detector thread: {0}")]
+    DetectorSpawn(#[source] std::io::Error),
+    /// Its message went to stderr when it panicked.
+    #[error("the detector thread panicked (its message is above)")]
+    DetectorPanicked,
     #[error(transparent)]
     Control(#[from] ControlError),
     #[error("cannot install the SIGHUP handler for reloads: {0}")]
@@ -123,7 +126,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         thread::Builder::new()
             .name("pinwatch-detect".into())
             .spawn(move || detect::run(events_rx, &shared, writer))
-            .map_err(|e| DaemonError::Detector(e.to_string()))?
+            .map_err(DaemonError::DetectorSpawn)?
     };
 
     tracing::info!(
@@ -148,7 +151,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     log_enforcement_stopped(&shared.config());
     let detected = detector_thread
         .join()
-        .map_err(|_| DaemonError::Detector("panicked".into()))?;
+        .map_err(|_| DaemonError::DetectorPanicked)?;
     result?;
     detected
 }
@@ -172,5 +175,25 @@ fn open_sink(config: &Config) -> Result<AlertWriter, SinkError> {
         AlertSink::Stdout => Ok(AlertWriter::stdout(agent)),
         AlertSink::File(path) => AlertWriter::file(path, agent),
         AlertSink::Journald => AlertWriter::journald(agent),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn a_detector_thread_that_cannot_start_keeps_the_os_error() {
+        let error = DaemonError::DetectorSpawn(std::io::Error::from_raw_os_error(libc::EAGAIN));
+        let source = error
+            .source()
+            .and_then(|e| e.downcast_ref::<std::io::Error>());
+        assert_eq!(
+            source.and_then(std::io::Error::raw_os_error),
+            Some(libc::EAGAIN)
+        );
+        assert_eq!(error.exit_code(), 1);
     }
 }
