@@ -11,7 +11,6 @@ use std::{
     io::{BufRead, BufReader},
     net::IpAddr,
     process::{Child, Command, Stdio},
-    time::Duration,
 };
 
 use pinwatch_integration_tests::{
