@@ -37,6 +37,16 @@ pub fn cargo(args: &[&str]) -> anyhow::Result<()> {
 /// Runs cargo with stdout passed through line by line and also returned,
 /// so callers can read test summaries; an unsuccessful exit is an error.
 pub fn cargo_tee(args: &[&str]) -> anyhow::Result<String> {
+    let (captured, status) = cargo_tee_status(args)?;
+    if !status.success() {
+        bail!("cargo {} failed: {status}", args.join(" "));
+    }
+    Ok(captured)
+}
+
+/// Like [`cargo_tee`], but a failing exit is returned rather than an
+/// error, so a test run can go on and report every failure.
+pub fn cargo_tee_status(args: &[&str]) -> anyhow::Result<(String, std::process::ExitStatus)> {
     use std::io::{BufRead, BufReader};
     let program = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     eprintln!("+ {program} {}", args.join(" "));
@@ -52,11 +62,7 @@ pub fn cargo_tee(args: &[&str]) -> anyhow::Result<String> {
         captured.push_str(&line);
         captured.push('\n');
     }
-    let status = child.wait()?;
-    if !status.success() {
-        bail!("{program} {} failed: {status}", args.join(" "));
-    }
-    Ok(captured)
+    Ok((captured, child.wait()?))
 }
 
 /// Runs a command and returns its stdout; failures to start are errors,

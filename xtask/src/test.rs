@@ -12,32 +12,76 @@ pub fn run() -> anyhow::Result<()> {
         );
     }
     shell::cargo(&["build", "--package", "pinwatch"])?;
-    let unit = [
-        "test",
-        "--package",
-        "pinwatch",
-        "--package",
-        "pinwatch-common",
-        "--package",
-        "xtask",
-    ];
-    let mut output = shell::cargo_tee(&unit)?;
+    let mut run = Run::default();
+    // --no-fail-fast: one failing test binary must not hide the others.
+    run.cargo(
+        "unit tests",
+        &[
+            "test",
+            "--no-fail-fast",
+            "--package",
+            "pinwatch",
+            "--package",
+            "pinwatch-common",
+            "--package",
+            "xtask",
+        ],
+    )?;
     // Parsers of hostile input must not crash: a short bounded fuzz run.
-    crate::fuzz::run(crate::fuzz::SMOKE_SECONDS, false)?;
-    let kernel = [
-        "test",
-        "--package",
-        "pinwatch-integration-tests",
-        "--",
-        "--test-threads=1",
-    ];
-    output += &shell::cargo_tee(&kernel)?;
-    let (passed, failed) = totals(&output);
-    if passed == 0 {
-        bail!("no test ran");
+    run.part(
+        "fuzz smoke run",
+        crate::fuzz::run(crate::fuzz::SMOKE_SECONDS, false),
+    );
+    run.cargo(
+        "kernel integration tests",
+        &[
+            "test",
+            "--no-fail-fast",
+            "--package",
+            "pinwatch-integration-tests",
+            "--",
+            "--test-threads=1",
+        ],
+    )?;
+    run.finish()
+}
+
+/// The parts of one test run: every part runs, and the run fails at the end
+/// naming each part that failed.
+#[derive(Default)]
+struct Run {
+    output: String,
+    failed_parts: Vec<String>,
+}
+
+impl Run {
+    fn cargo(&mut self, name: &str, args: &[&str]) -> anyhow::Result<()> {
+        let (output, status) = shell::cargo_tee_status(args)?;
+        self.output += &output;
+        if !status.success() {
+            self.failed_parts.push(format!("{name} ({status})"));
+        }
+        Ok(())
     }
-    println!("pinwatch tests: {passed} passed, {failed} failed");
-    Ok(())
+
+    fn part(&mut self, name: &str, result: anyhow::Result<()>) {
+        if let Err(error) = result {
+            eprintln!("{name} failed: {error:#}");
+            self.failed_parts.push(format!("{name}: {error:#}"));
+        }
+    }
+
+    fn finish(self) -> anyhow::Result<()> {
+        let (passed, failed) = totals(&self.output);
+        println!("pinwatch tests: {passed} passed, {failed} failed");
+        if !self.failed_parts.is_empty() {
+            bail!("failed: {}", self.failed_parts.join("; "));
+        }
+        if passed == 0 {
+            bail!("no test ran");
+        }
+        Ok(())
+    }
 }
 
 /// Sums libtest's `test result: ok. N passed; M failed; …` lines.
