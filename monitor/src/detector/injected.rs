@@ -13,8 +13,8 @@ use hickory_proto::rr::{RData, Record};
 
 use super::{
     Detector,
-    answers::{answer_alert, trimmed},
-    names::{cname_chain, hostname, same_name},
+    answers::answer_alert,
+    names::{cname_chain, hostname, same_name, spelled},
 };
 use crate::{
     alert::{Alert, Rule},
@@ -76,7 +76,7 @@ pub(super) fn check(detector: &Detector, event: &DnsEvent) -> Vec<Alert> {
             }
         }
     }
-    let question = trimmed(query.name());
+    let question = spelled(query.name());
     found
         .into_iter()
         .map(|(db, injected)| {
