@@ -48,8 +48,9 @@ pub fn udp_socket_in(ns: &NetNs, addr: SocketAddr) -> UdpSocket {
     })
 }
 
-/// What the server answers a query with; `None`: no answer.
-pub type Responder = dyn Fn(&[u8]) -> Option<Vec<u8>> + Send + Sync;
+/// What the server answers a query with, in order (several datagrams: a
+/// race of forgeries); empty: no answer.
+pub type Responder = dyn Fn(&[u8]) -> Vec<Vec<u8>> + Send + Sync;
 
 /// A UDP DNS server on `addr` in a namespace, answering each query with
 /// what its responder crafts. Drop stops it.
@@ -75,7 +76,7 @@ impl CraftedServer {
                     let Ok((len, peer)) = socket.recv_from(&mut buffer) else {
                         continue;
                     };
-                    if let Some(answer) = respond(&buffer[..len]) {
+                    for answer in respond(&buffer[..len]) {
                         let _ = socket.send_to(&answer, peer);
                     }
                 }

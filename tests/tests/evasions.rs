@@ -51,15 +51,50 @@ fn all_cases() -> Vec<Evasion> {
     cases
 }
 
-/// The crafted server's answer to `query`: the evasion its name stands
-/// for, or the injection for [`OTHER_NAME`].
-fn answer(query: &[u8]) -> Option<Vec<u8>> {
-    let name = question_name(query)?;
-    if name == OTHER_NAME {
-        return injected(query, OTHER, INJECTED_NAME, FORGED);
-    }
-    let evasion = all_cases().into_iter().find(|&e| hostname(e) == name)?;
-    response(query, evasion, FORGED)
+/// Names answered with an overstated ARCOUNT in a way that the rules of
+/// the header and the question must catch.
+const BURST_NAME: &str = "burst.lab.test";
+const CASE_NAME: &str = "case.lab.test";
+const CONFLICT_NAME: &str = "conflict.lab.test";
+/// The second forged answer of the conflict.
+const OTHER_FORGED: [u8; 4] = [203, 0, 113, 77];
+
+/// The crafted server's answers to `query`: the evasion its name stands
+/// for, the injection for [`OTHER_NAME`], or a race of malformed answers.
+fn answer(query: &[u8]) -> Vec<Vec<u8>> {
+    let Some(name) = question_name(query) else {
+        return Vec::new();
+    };
+    let malformed = |address| response(query, Evasion::ArcountPlusOne, address);
+    let answers = match name.as_str() {
+        OTHER_NAME => vec![injected(query, OTHER, INJECTED_NAME, FORGED)],
+        // Ten forgeries with wrong ids before the one that hits.
+        BURST_NAME => {
+            let mut race: Vec<Option<Vec<u8>>> = (1..=10u16)
+                .map(|i| {
+                    malformed(FORGED).map(|mut bytes| {
+                        let id = u16::from_be_bytes([bytes[0], bytes[1]]) ^ (i << 4);
+                        bytes[..2].copy_from_slice(&id.to_be_bytes());
+                        bytes
+                    })
+                })
+                .collect();
+            race.push(malformed(FORGED));
+            race
+        }
+        // The question spelled in upper case: a forger that did not see it.
+        CASE_NAME => vec![malformed(FORGED).map(|mut bytes| {
+            let end = 12 + CASE_NAME.len() + 2;
+            bytes[12..end].make_ascii_uppercase();
+            bytes
+        })],
+        CONFLICT_NAME => vec![malformed(FORGED), malformed(OTHER_FORGED)],
+        _ => {
+            let evasion = all_cases().into_iter().find(|&e| hostname(e) == name);
+            vec![evasion.and_then(|e| response(query, e, FORGED))]
+        }
+    };
+    answers.into_iter().flatten().collect()
 }
 
 struct Rig {
@@ -78,7 +113,7 @@ fn rig() -> Rig {
     );
     let resolv = ResolvConf::set(&lab.client, DNS_V4);
     let mut hostnames: Vec<String> = all_cases().into_iter().map(hostname).collect();
-    hostnames.push(INJECTED_NAME.to_owned());
+    hostnames.extend([INJECTED_NAME, BURST_NAME, CASE_NAME, CONFLICT_NAME].map(str::to_owned));
     let hostnames: Vec<&str> = hostnames.iter().map(String::as_str).collect();
     let daemon = Daemon::start(&DaemonConfig {
         databases: vec![Database::new("orders", &hostnames, &[26257], &[PINNED])],
@@ -217,6 +252,43 @@ fn an_address_injected_for_a_watched_name_is_raised() {
     );
 }
 
+/// An overstated ARCOUNT hides nothing from the rules that need only the
+/// header and the question (unsolicited: in the quiet-start test, past the
+/// warm-up).
+#[test]
+fn malformed_forgeries_still_meet_the_header_and_question_rules() {
+    let rig = rig();
+    let forged = IpAddr::V4(Ipv4Addr::from(FORGED));
+    for (name, rule) in [
+        (BURST_NAME, "dns-txid-mismatch-burst"),
+        (CASE_NAME, "dns-case-mismatch"),
+    ] {
+        assert_eq!(glibc_resolves(&rig.lab, name), [forged], "{name}");
+        let question = |a: &Value| {
+            field(a, "dns.question.name")
+                .and_then(Value::as_str)
+                .is_some_and(|q| q.eq_ignore_ascii_case(name))
+        };
+        rig.daemon.alerts().wait_for(ALERT_TIMEOUT, |a| {
+            field(a, "event.action").and_then(Value::as_str) == Some(rule) && question(a)
+        });
+    }
+    // Two different answers to one query. glibc closes its socket after the
+    // first, so the second may reach no socket: a socket that stays open
+    // asks instead.
+    let asker = udp_socket_in(&rig.lab.client, SocketAddr::new(CLIENT_V4.into(), 0));
+    asker
+        .send_to(
+            &unsent_query(CONFLICT_NAME),
+            SocketAddr::new(DNS_V4.into(), 53),
+        )
+        .expect("send the query");
+    rig.daemon.alerts().wait_for(ALERT_TIMEOUT, |a| {
+        is(a, "dns-conflicting-responses", CONFLICT_NAME)
+    });
+    drop(asker);
+}
+
 /// On a quiet host the first forged reply is the first DNS message: the
 /// warm-up must have run from the daemon's start, not from that reply.
 #[test]
@@ -224,21 +296,32 @@ fn the_first_dns_message_after_a_quiet_start_is_judged() {
     let rig = rig();
     // Past the 5 s warm-up, with no DNS message seen yet.
     std::thread::sleep(Duration::from_secs(6));
+    unsolicited(
+        &rig,
+        &unsent_query(&hostname(Evasion::Plain)),
+        Evasion::Plain,
+    );
+}
+
+/// The bytes of a query for `name` that nobody sent.
+fn unsent_query(name: &str) -> Vec<u8> {
+    let mut q = vec![0x44, 0x44, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in name.split('.') {
+        q.push(u8::try_from(label.len()).expect("a short label"));
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    q
+}
+
+/// Sends a response to `query` that nobody asked for, to a fresh socket in
+/// the client namespace, and waits for `dns-unsolicited-response`.
+fn unsolicited(rig: &Rig, query: &[u8], evasion: Evasion) {
     let victim = udp_socket_in(&rig.lab.client, SocketAddr::new(CLIENT_V4.into(), 0));
     let to = victim.local_addr().expect("bound");
-    let query = {
-        // The question of a query nobody sent.
-        let mut q = vec![0x44, 0x44, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
-        for label in hostname(Evasion::Plain).split('.') {
-            q.push(label.len() as u8);
-            q.extend_from_slice(label.as_bytes());
-        }
-        q.extend_from_slice(&[0, 0, 1, 0, 1]);
-        q
-    };
-    let forged = response(&query, Evasion::Plain, FORGED).expect("a response");
+    let forged = response(query, evasion, FORGED).expect("a response");
     rig.server.send_to(&forged, to);
-    let name = hostname(Evasion::Plain);
+    let name = question_name(query).expect("a question");
     rig.daemon.alerts().wait_for(ALERT_TIMEOUT, |a| {
         is(a, "dns-unsolicited-response", &name)
             && field(a, "destination.port").and_then(Value::as_u64) == Some(u64::from(to.port()))
