@@ -206,6 +206,12 @@ pub fn encode(alert: &Alert, agent: &AgentInfo, event_id: &str) -> String {
     if let Some(resolution) = &alert.resolution {
         pinwatch.insert("resolution".into(), super::resolution_json(resolution));
     }
+    if let Some(fault) = &alert.fault {
+        pinwatch.insert(
+            "fault".into(),
+            json!({ "rule": fault.rules, "event": fault.event, "detail": fault.detail }),
+        );
+    }
     if let Some(malformed) = &alert.malformed {
         pinwatch.insert("malformed".into(), json!(malformed));
     }

@@ -12,11 +12,12 @@ use hickory_proto::{
 
 use super::{
     Detector, LastAnswer, MAX_CNAME_DEPTH, Verdict, injected,
-    names::{addresses_of, chain_cut, cname_chain, hostname, spelled},
+    names::{addresses_of, chain_cut, cname_chain, hostname},
     pins::PinnedDatabase,
 };
 use crate::{
     alert::{Alert, DnsAnswer, DnsFacts, Rule},
+    dnstext,
     event::{Direction, DnsEvent, Hook, Malformed, Section},
 };
 
@@ -88,7 +89,7 @@ pub(super) fn check_response(detector: &mut Detector, event: &DnsEvent) -> Vec<A
                 continue;
             }
             // As the message spelled it: the letter case is evidence too.
-            let question = spelled(query.name());
+            let question = dnstext::name(query.name());
             let message = diverged_message(
                 &question,
                 &database.name,
@@ -223,19 +224,20 @@ pub(super) fn answer_alert(
     alert.dns = Some(DnsFacts {
         id: event.message.id(),
         question_name,
-        question_type: query.query_type().to_string(),
+        question_type: dnstext::record_type(query.query_type()).into_owned(),
         resolved_ips,
         answers: event.message.answers().iter().map(describe).collect(),
     });
     alert
 }
 
+/// One answer record for an alert, written field by field: hickory's own
+/// text of some records (OPT, odd CAA) fails, and `to_string` panics on it.
 pub(super) fn describe(record: &Record) -> DnsAnswer {
-    let name = record.name().to_string();
     DnsAnswer {
-        name: name.strip_suffix('.').unwrap_or(&name).to_owned(),
-        record_type: record.record_type().to_string(),
-        data: record.data().to_string(),
+        name: dnstext::name(record.name()),
+        record_type: dnstext::record_type(record.record_type()).into_owned(),
+        data: dnstext::rdata(record.data()),
         ttl: record.ttl(),
     }
 }

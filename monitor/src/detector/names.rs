@@ -4,12 +4,10 @@
 //!
 //! hickory's `Name` equality ignores letter case, which is how a CNAME
 //! owner is matched to its target; configured hostnames are compared in
-//! lower case without the trailing dot ([`super::pins::normalize_name`]).
+//! lower case without the trailing dot ([`normalize_name`]).
 use std::net::IpAddr;
 
 use hickory_proto::rr::{Name, RData, Record};
-
-use super::pins::normalize_name;
 
 /// CNAME links followed from the question name before giving up: deeper
 /// chains are not produced by real zones, and a loop must end.
@@ -125,36 +123,13 @@ pub fn hostname(name: &Name) -> String {
     let mut buffer = [0; MAX_TEXT];
     match plain_hostname(name, &mut buffer) {
         Some(text) => text.to_owned(),
-        None => normalize_name(&spelled(name)),
+        None => normalize_name(&crate::dnstext::name(name)),
     }
 }
 
-/// The text of `name` as the message spelled it (letter case kept), without
-/// the root dot: a dot or backslash inside a label escaped with a
-/// backslash, other bytes a hostname cannot hold as `\DDD`, as in zone
-/// files. Written here rather than by hickory's formatting, which unwraps.
-pub fn spelled(name: &Name) -> String {
-    use std::fmt::Write as _;
-    let mut text = String::with_capacity(name.len());
-    for (index, label) in name.iter().enumerate() {
-        if index > 0 {
-            text.push('.');
-        }
-        for &byte in label {
-            match byte {
-                b'.' | b'\\' => {
-                    text.push('\\');
-                    text.push(char::from(byte));
-                }
-                _ if byte.is_ascii_graphic() => text.push(char::from(byte)),
-                // Writing to a String cannot fail.
-                _ => {
-                    let _ = write!(text, "\\{byte:03}");
-                }
-            }
-        }
-    }
-    text
+/// Lower case, no trailing dot: how hostnames are compared.
+pub fn normalize_name(name: &str) -> String {
+    name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase()
 }
 
 /// A buffer for [`plain_hostname`].
@@ -186,8 +161,6 @@ mod tests {
         let mut buffer = text_buffer();
         assert_eq!(plain_hostname(&name, &mut buffer), None);
         assert_eq!(hostname(&name), "db\\.lab.test");
-        let odd = Name::from_labels(vec![&b"D b\\"[..], &b"T\x01"[..]]).unwrap();
-        assert_eq!(spelled(&odd), "D\\032b\\\\.T\\001");
     }
 
     #[test]

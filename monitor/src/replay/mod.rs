@@ -116,7 +116,7 @@ pub fn replay(capture: &[u8], config: &Config, mut emit: impl FnMut(&Alert)) -> 
             .expire(last + std::time::Duration::from_secs(3600));
         replayer.summary.dns_messages += late.len() as u64;
         for event in late {
-            for alert in replayer.detector.observe(&Event::Dns(event)) {
+            for alert in replayer.detector.judge(&Event::Dns(event)) {
                 replayer.summary.alerts += 1;
                 for line in replayer.folder.offer(alert) {
                     replayer.emit(&line, &mut emit);
@@ -205,7 +205,7 @@ impl Replayer {
             }
         }
         for event in &events {
-            for alert in self.detector.observe(event) {
+            for alert in self.detector.judge(event) {
                 self.summary.alerts += 1;
                 for line in self.folder.offer(alert) {
                     self.emit(&line, emit);

@@ -27,6 +27,7 @@
 //! Processes: the kernel reports which process owns each DNS socket once
 //! ([`owners`]); DNS alerts carry it, and the stub path ([`stub`]) names the
 //! stub and upstream an answer passed through.
+mod fingerprint;
 mod owners;
 mod rules;
 mod stub;
