@@ -15,6 +15,7 @@ mod alerts;
 mod bpf;
 mod cmd;
 mod connect;
+mod crafted;
 mod daemon;
 mod dig;
 mod dnsmasq;
@@ -39,6 +40,10 @@ pub use alerts::{
 };
 pub use bpf::{LoadedProgram, PINWATCH_PROGRAMS, loaded_pinwatch_programs};
 pub use connect::{Connect, connect};
+pub use crafted::{
+    CraftedServer, Evasion, LONG_CHAIN, PADDED_LEN, Responder, asks_for_a, getent_ahostsv4,
+    in_netns, injected, question_name, response, udp_socket_in,
+};
 pub use daemon::{Daemon, DaemonConfig, Database, pinwatch_bin};
 pub use dig::{Answer, DigResult, dig, try_dig};
 pub use dnsmasq::{DnsRecords, Dnsmasq};

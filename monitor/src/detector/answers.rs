@@ -89,7 +89,7 @@ pub(super) fn check_response(detector: &mut Detector, event: &DnsEvent) -> Vec<A
                 continue;
             }
             // As the message spelled it: the letter case is evidence too.
-            let question = trimmed(query.name());
+            let question = dnstext::name(query.name());
             let message = diverged_message(
                 &question,
                 &database.name,
@@ -199,13 +199,6 @@ fn diverged_message(
         "; the resolver or the path to it may be poisoned — keep clients from connecting until it is explained",
     );
     text
-}
-
-/// A name as the message spelled it, without the root dot (hickory's
-/// escaped ASCII form: no Display impl involved).
-pub(super) fn trimmed(name: &Name) -> String {
-    let text = name.to_ascii();
-    text.strip_suffix('.').unwrap_or(&text).to_owned()
 }
 
 /// An alert about a DNS answer for a configured database: the resolver, the

@@ -13,11 +13,12 @@ use hickory_proto::rr::{RData, Record};
 
 use super::{
     Detector,
-    answers::{answer_alert, trimmed},
+    answers::answer_alert,
     names::{cname_chain, hostname, same_name},
 };
 use crate::{
     alert::{Alert, Rule},
+    dnstext,
     event::{DnsEvent, Section},
 };
 
@@ -76,7 +77,7 @@ pub(super) fn check(detector: &Detector, event: &DnsEvent) -> Vec<Alert> {
             }
         }
     }
-    let question = trimmed(query.name());
+    let question = dnstext::name(query.name());
     found
         .into_iter()
         .map(|(db, injected)| {

@@ -123,7 +123,7 @@ pub fn hostname(name: &Name) -> String {
     let mut buffer = [0; MAX_TEXT];
     match plain_hostname(name, &mut buffer) {
         Some(text) => text.to_owned(),
-        None => normalize_name(&name.to_string()),
+        None => normalize_name(&crate::dnstext::name(name)),
     }
 }
 
