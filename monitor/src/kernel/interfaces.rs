@@ -128,6 +128,9 @@ impl InterfaceHooks {
                 return;
             }
         };
+        // An interface that appeared between the scan at attach time and
+        // this subscription sent its notification to nobody: scan again.
+        self.rescan();
         let mut buffer = vec![0u8; 16 << 10];
         loop {
             let Ok(mut ready) = socket.readable().await else {
