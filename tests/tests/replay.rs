@@ -440,8 +440,8 @@ fn cut_and_corrupt_captures_exit_2_naming_the_offset() {
         assert_eq!(run.code, 2, "{name}: {}", run.stderr);
         let error = run.stderr.lines().last().unwrap_or_default();
         let wanted = match offset {
-            Some(offset) => format!("byte offset {offset}"),
-            None => "byte offset ".to_owned(),
+            Some(offset) => format!("offset {offset}"),
+            None => "offset ".to_owned(),
         };
         assert!(
             error.contains(&wanted),
