@@ -202,6 +202,8 @@ pub const PIN_PRESENT: u32 = 1;
 /// Entries per pinned-set trie: pinned CIDRs times ports, over the
 /// databases on enforced ports.
 pub const PIN_MAX_ENTRIES: u32 = 16384;
+/// Entries of `WATCHED_PORTS`: distinct ports over all databases.
+pub const WATCHED_PORTS_MAX_ENTRIES: u32 = 1024;
 
 /// `DnsOwnerEvent::role`: a socket sending plain DNS (UDP or TCP to port 53).
 pub const OWNER_ROLE_DNS: u32 = 0;

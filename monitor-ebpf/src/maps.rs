@@ -2,7 +2,9 @@ use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
-use pinwatch_common::{DbFlow, LOSS_SLOTS, PIN_MAX_ENTRIES, PinKeyV4, PinKeyV6, PortPolicy};
+use pinwatch_common::{
+    DbFlow, LOSS_SLOTS, PIN_MAX_ENTRIES, PinKeyV4, PinKeyV6, PortPolicy, WATCHED_PORTS_MAX_ENTRIES,
+};
 
 /// All records, in the order they were reserved.
 #[map]
@@ -10,7 +12,8 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(4 << 20, 0);
 
 /// Ports whose connects are reported; filled by the daemon from the config.
 #[map]
-pub static WATCHED_PORTS: HashMap<u16, PortPolicy> = HashMap::with_max_entries(1024, 0);
+pub static WATCHED_PORTS: HashMap<u16, PortPolicy> =
+    HashMap::with_max_entries(WATCHED_PORTS_MAX_ENTRIES, 0);
 
 /// `WATCHED_PORTS` as a bitmap (bit `port % 64` of word `port / 64`), for
 /// the packet hooks: an array lookup is inlined by the verifier and costs a

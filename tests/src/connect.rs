@@ -1,7 +1,7 @@
 //! A TCP connect from a process in a namespace whose pid the test knows.
-use std::{net::IpAddr, path::Path, process::Stdio};
+use std::{net::IpAddr, process::Stdio};
 
-use crate::{cmd::describe, netns::NetNs};
+use crate::{cmd::describe, netns::NetNs, provision::python3};
 
 /// The connecting process: python3 prints its own pid so the harness can
 /// check that it is the pid of the child it spawned.
@@ -32,13 +32,7 @@ pub struct Connect {
 /// and waits for it. The connect may fail: pinwatch's hook fires at connect().
 pub fn connect(ns: &NetNs, ip: impl Into<IpAddr>, port: u16) -> Connect {
     let ip = ip.into();
-    // Debian's interpreter, not a pyenv shim, so the process name is python3.
-    let python = if Path::new("/usr/bin/python3").exists() {
-        "/usr/bin/python3"
-    } else {
-        "python3"
-    };
-    let mut cmd = ns.command(python);
+    let mut cmd = ns.command(python3());
     cmd.args(["-c", SCRIPT, &ip.to_string(), &port.to_string()]);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -1,9 +1,8 @@
 //! The application under attack: a small Flask service that reads one row
-//! through psycopg2, run with Debian's python3 in the client namespace.
+//! through psycopg2, run with the setup's python3 in the client namespace.
 use std::{
     fs,
     net::IpAddr,
-    path::Path,
     process::{Child, Stdio},
     time::Duration,
 };
@@ -13,11 +12,9 @@ use crate::{
     netns::NetNs,
     poll,
     postgres::{PG_DATABASE, PG_PASSWORD, PG_PORT, PG_USER},
+    provision::python3,
 };
 
-/// Debian's interpreter with python3-flask and python3-psycopg2 (not a
-/// pyenv shim), so the process is named python3.
-const PYTHON: &str = "/usr/bin/python3";
 pub const APP_PORT: u16 = 8080;
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -113,7 +110,7 @@ impl FlaskApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let app = dir.path().join("app.py");
         fs::write(&app, APP).expect("write app.py");
-        let mut cmd = ns.command(PYTHON);
+        let mut cmd = ns.command(python3());
         cmd.arg("-u")
             .arg(&app)
             .env("LISTEN", listen.to_string())
@@ -187,12 +184,7 @@ impl FlaskApp {
             IpAddr::V4(v4) => format!("http://{v4}:{APP_PORT}{path}"),
             IpAddr::V6(v6) => format!("http://[{v6}]:{APP_PORT}{path}"),
         };
-        let python = if Path::new(PYTHON).exists() {
-            PYTHON
-        } else {
-            "python3"
-        };
-        let out = output(ns.command(python).args(["-c", GET, &url]));
+        let out = output(ns.command(python3()).args(["-c", GET, &url]));
         if !out.status.success() {
             return None;
         }

@@ -24,6 +24,7 @@ mod lab;
 mod learn;
 mod netns;
 mod postgres;
+pub mod provision;
 mod resolv;
 mod scenario;
 mod siem;
@@ -47,13 +48,14 @@ pub use lab::{CLIENT_V4, CLIENT_V6, DNS_V4, DNS_V6, Lab};
 pub use learn::{LearnRun, check_config, learn};
 pub use netns::{NS_PREFIX, NetNs, pwt_namespaces, reap_stale_namespaces};
 pub use postgres::{PG_BIN, PG_DATABASE, PG_PASSWORD, PG_PORT, PG_USER, Postgres};
+pub use provision::python3;
 pub use resolv::ResolvConf;
 pub use scenario::{
     ALERT_TIMEOUT, Fixture, SENTINEL_DB, SENTINEL_HOST, SENTINEL_IP, SENTINEL_PORT, is_sentinel,
     without_sentinel,
 };
 pub use siem::{Scrape, Settings, free_loopback_addr, http, scrape};
-pub use spoof::{Forged, HostLink, PYTHON, Resolved, Stub, UdpDnsClient, resolve_with_libc, spoof};
+pub use spoof::{Forged, HostLink, Resolved, Stub, UdpDnsClient, resolve_with_libc, spoof};
 pub use stack::{
     ATTACKER_DB, ATTACKER_ROW, DbAnswer, GENUINE_DB, GENUINE_ROW, STACK_DB, STACK_HOST, Stack,
 };

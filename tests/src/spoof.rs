@@ -14,10 +14,8 @@ use crate::{
     dig::try_dig,
     netns::NetNs,
     poll,
+    provision::python3,
 };
-
-/// Debian's interpreter (it has python3-scapy), named `python3` in alerts.
-pub const PYTHON: &str = "/usr/bin/python3";
 
 /// Sends forged DNS responses: `{src, sport, dst, dport, name, answer, ids}`
 /// each, one packet per id, from a raw socket (scapy's `send`).
@@ -51,11 +49,12 @@ pub struct Forged {
     pub ids: Vec<u16>,
 }
 
-/// `/usr/bin/python3` in `ns`, or in the host's own namespace for `None`.
+/// The setup's python3 (with scapy) in `ns`, or in the host's own
+/// namespace for `None`.
 fn python(ns: Option<&NetNs>) -> Command {
     match ns {
-        Some(ns) => ns.command(PYTHON),
-        None => Command::new(PYTHON),
+        Some(ns) => ns.command(python3()),
+        None => Command::new(python3()),
     }
 }
 
@@ -193,7 +192,7 @@ pub struct Resolved {
 
 /// Runs a python3 getaddrinfo for `name` inside `ns` and waits for it.
 pub fn resolve_with_libc(ns: &NetNs, name: &str) -> Resolved {
-    let mut cmd = ns.command(PYTHON);
+    let mut cmd = ns.command(python3());
     cmd.args(["-c", RESOLVE, name])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

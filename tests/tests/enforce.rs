@@ -10,14 +10,13 @@
 use std::{
     io::{BufRead, BufReader},
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
-    path::Path,
     process::{Child, Stdio},
     time::Duration,
 };
 
 use pinwatch_integration_tests::{
     ALERT_TIMEOUT, Connect, DNS_V4, Database, DnsRecords, Fixture, NetNs, assert_ecs_base, connect,
-    dig, field, ip_field, lines, loaded_pinwatch_programs, poll, require_root, str_field,
+    dig, field, ip_field, lines, loaded_pinwatch_programs, poll, python3, require_root, str_field,
     without_sentinel,
 };
 use serde_json::Value;
@@ -61,13 +60,8 @@ while True:
 
 impl Listener {
     fn start(ns: &NetNs, ip: IpAddr, port: u16) -> Listener {
-        let python = if Path::new("/usr/bin/python3").exists() {
-            "/usr/bin/python3"
-        } else {
-            "python3"
-        };
         let mut child = ns
-            .command(python)
+            .command(python3())
             .args(["-c", LISTENER, &ip.to_string(), &port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

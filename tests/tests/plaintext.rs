@@ -13,7 +13,7 @@ use std::{
 };
 
 use pinwatch_integration_tests::{
-    ALERT_TIMEOUT, Database, DnsRecords, Fixture, NetNs, assert_ecs_base, field, ip_field,
+    ALERT_TIMEOUT, Database, DnsRecords, Fixture, NetNs, assert_ecs_base, field, ip_field, python3,
     require_root, str_field, without_sentinel,
 };
 use serde_json::Value;
@@ -71,7 +71,7 @@ impl Drop for Server {
 }
 
 fn python(ns: &NetNs) -> Command {
-    ns.command("/usr/bin/python3")
+    ns.command(python3())
 }
 
 fn start_server(fx: &Fixture, reply: char) -> Server {

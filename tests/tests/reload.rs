@@ -221,3 +221,44 @@ fn sighup_with_a_broken_file_raises_config_reload_failed_and_keeps_the_old_set()
     )]);
     assert!(fixed.is_ok(), "the fixed file was refused: {fixed:?}");
 }
+
+/// `count` distinct 10.x.y.z/32s starting at 10.0.0.0 + `from`.
+fn hosts(from: u32, count: u32) -> Vec<String> {
+    (from..from + count)
+        .map(|n| std::net::Ipv4Addr::from(0x0a00_0000 + n).to_string())
+        .collect()
+}
+
+/// `orders` in block mode pinning `PINNED` and `extra`.
+fn blocking_orders(extra: &[String]) -> Database {
+    let mut pinned: Vec<&str> = vec![PINNED];
+    pinned.extend(extra.iter().map(String::as_str));
+    Database::new(ORDERS, &[DB_HOST], &[DB_PORT], &pinned).with_mode("block")
+}
+
+#[test]
+fn sighup_swaps_pinned_sets_that_fit_the_trie_alone_but_not_together() {
+    require_root();
+    // 12,001 (port, network) pairs each, 6,001 shared: 18,001 together,
+    // more than the 16,384 the kernel's PINNED_V4 trie holds.
+    let mut fx = Fixture::start(DnsRecords::new(), vec![blocking_orders(&hosts(0, 12_000))]);
+    fx.lab.add_peer_address(forged());
+    let reloaded = fx.reload_with(vec![blocking_orders(&hosts(6_000, 12_000))]);
+    assert!(
+        reloaded.is_ok(),
+        "a file that fits was refused: {reloaded:?}"
+    );
+
+    // Enforcement is in force with the new set: the forged address, in
+    // neither, is refused.
+    let refused = connect(&fx.lab.client, forged(), DB_PORT);
+    assert_eq!(refused.result, "PermissionError/1", "{refused:?}");
+    let all = fx.sentinel();
+    assert!(
+        without_sentinel(&all)
+            .iter()
+            .all(|a| action(a) != RELOAD_RULE),
+        "{}",
+        lines(&all)
+    );
+}

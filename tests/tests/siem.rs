@@ -206,7 +206,7 @@ fn metrics_are_served_on_loopback_with_every_family() {
     assert_eq!(answer.addresses(), [forged()], "{}", answer.raw);
     connect(&fx.lab.client, forged(), DB_PORT);
     // Not DNS, on port 53: a parse error.
-    let mut garbage = fx.lab.client.command("python3");
+    let mut garbage = fx.lab.client.command(pinwatch_integration_tests::python3());
     garbage.args([
         "-c",
         &format!(

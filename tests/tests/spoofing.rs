@@ -370,7 +370,7 @@ fn connect_after_dns_over_tls_says_resolution_was_not_observable() {
     let fx = Fixture::start(DnsRecords::new(), vec![orders()]);
     fx.lab.add_peer_address(SILENT.into());
     fx.lab.add_peer_address(FORGED.into());
-    let mut cmd = fx.lab.client.command(pinwatch_integration_tests::PYTHON);
+    let mut cmd = fx.lab.client.command(pinwatch_integration_tests::python3());
     cmd.args(["-c", DOT_THEN_DB, &SILENT.to_string(), &FORGED.to_string()]);
     let out = cmd.output().expect("python3 runs");
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -11,12 +11,11 @@ use std::{
     io::{BufRead, BufReader},
     net::IpAddr,
     process::{Child, Command, Stdio},
-    time::Duration,
 };
 
 use pinwatch_integration_tests::{
     ALERT_TIMEOUT, DNS_V4, DNS_V6, Daemon, DaemonConfig, Database, DnsRecords, Fixture, NetNs,
-    field, lines, poll, require_root, str_field, without_sentinel,
+    field, lines, poll, python3, require_root, str_field, without_sentinel,
 };
 use serde_json::Value;
 
@@ -120,7 +119,7 @@ struct PyServer(Child);
 impl PyServer {
     fn start(ns: &NetNs, mode: &str, bind: IpAddr, answer: IpAddr) -> PyServer {
         let mut child = ns
-            .command("python3")
+            .command(python3())
             .args(["-c", SERVER, mode, &bind.to_string(), &answer.to_string()])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -300,7 +299,7 @@ send(fragments[:1] if {first_only} else fragments)
 "#,
         first_only = if first_only { "True" } else { "False" },
     );
-    run(ns.command("python3").args(["-c", &script]));
+    run(ns.command(python3()).args(["-c", &script]));
 }
 
 fn fragment_config() -> DaemonConfig {

@@ -24,7 +24,7 @@ use std::{
 use anyhow::{Context, bail};
 use serde_json::Value;
 
-use crate::{setup, shell};
+use crate::{provision, setup, shell};
 use guards::{Netns, Process, TempDir};
 
 const BIN: &str = "target/release/pinwatch";
@@ -112,11 +112,12 @@ impl Demo {
         let mut pinwatch = self.pinwatch(dir.path(), &log)?;
 
         heading("4. The application resolves the database hostname and connects");
-        let client =
-            output(
-                app.command("python3")
-                    .args(["-c", CLIENT, HOSTNAME, &PORT.to_string()]),
-            )?;
+        let client = output(app.command(provision::python3()).args([
+            "-c",
+            CLIENT,
+            HOSTNAME,
+            &PORT.to_string(),
+        ]))?;
         indent(&client);
         let received = self.wait("the impostor to receive the login", || {
             Ok(fs::read_to_string(&impostor_log)?
@@ -206,7 +207,7 @@ impl Demo {
         let file = fs::File::create(log)?;
         let mut impostor = Process::spawn(
             "the impostor",
-            dns.command("python3")
+            dns.command(provision::python3())
                 .args(["-c", IMPOSTOR, FORGED, &PORT.to_string()])
                 .stdout(file)
                 .stderr(Stdio::null()),

@@ -3,6 +3,10 @@
 mod bench;
 mod demo;
 mod fuzz;
+// The one list of what setup installs, shared with the tests' harness.
+#[path = "../../tests/src/provision.rs"]
+#[allow(dead_code, reason = "the harness uses parts xtask does not")]
+mod provision;
 mod setup;
 mod shell;
 mod test;
@@ -19,7 +23,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Install what building and testing pinwatch needs (idempotent): Debian
-    /// packages, rust-src for nightly, bpf-linker.
+    /// packages, the tests' Python venv (/opt/pinwatch-tests/venv, pinned
+    /// pip packages), rust-src for nightly, bpf-linker.
     Setup,
     /// Set up, build in release mode, and run the daemon on config/pinwatch.toml.
     Run {

@@ -2,59 +2,25 @@
 //! costs a few `command -v` checks.
 use anyhow::{Context, bail};
 
-use crate::shell;
-
-/// Debian packages and a file each installs, to tell whether it is there.
-/// dnsmasq-base, not dnsmasq: the latter starts a system resolver on port 53.
-const PACKAGES: &[(&str, &str)] = &[
-    ("dnsmasq-base", "/usr/sbin/dnsmasq"),
-    ("bind9-dnsutils", "/usr/bin/dig"),
-    ("iproute2", "/usr/sbin/ip"),
-    ("bpftool", "/usr/sbin/bpftool"),
-    ("python3", "/usr/bin/python3"),
-    ("procps", "/usr/bin/pgrep"),
-    // systemd-analyze verifies dist/pinwatch.service in the tests.
-    ("systemd", "/usr/bin/systemd-analyze"),
-    // tests/tests/replay.rs captures the lab's traffic with tcpdump.
-    ("tcpdump", "/usr/bin/tcpdump"),
-    // The real stack in tests/tests/stack.rs: PostgreSQL 15 with TLS
-    // (certificates made with openssl) and a Flask app using psycopg2.
-    ("postgresql", "/usr/lib/postgresql/15/bin/postgres"),
-    ("openssl", "/usr/bin/openssl"),
-    (
-        "python3-flask",
-        "/usr/lib/python3/dist-packages/flask/__init__.py",
-    ),
-    (
-        "python3-psycopg2",
-        "/usr/lib/python3/dist-packages/psycopg2/__init__.py",
-    ),
-    // tests/tests/spoofing.rs forges DNS replies with scapy (Debian's
-    // package: importable by /usr/bin/python3, no pip needed as root).
-    (
-        "python3-scapy",
-        "/usr/lib/python3/dist-packages/scapy/__init__.py",
-    ),
-    // `cargo xtask bench`: B2 saturates a resolver with dnsperf, B7 times
-    // tshark (its debconf question is answered by the noninteractive
-    // frontend: no setuid dumpcap).
-    ("dnsperf", "/usr/bin/dnsperf"),
-    ("tshark", "/usr/bin/tshark"),
-];
+use crate::{
+    provision::{self, DEBIAN_PACKAGES},
+    shell,
+};
 
 const BPF_LINKER_VERSION: &str = "0.10.2";
 
 pub fn run() -> anyhow::Result<()> {
     install_packages()?;
+    install_python_venv()?;
     install_rust_src()?;
     install_bpf_linker()
 }
 
 fn install_packages() -> anyhow::Result<()> {
-    let missing: Vec<&str> = PACKAGES
+    let missing: Vec<&str> = DEBIAN_PACKAGES
         .iter()
-        .filter(|(_, file)| !std::path::Path::new(file).exists())
-        .map(|(package, _)| *package)
+        .filter(|(_, file, _)| !std::path::Path::new(file).exists())
+        .map(|(package, _, _)| *package)
         .collect();
     if missing.is_empty() {
         return Ok(());
@@ -76,6 +42,85 @@ fn install_packages() -> anyhow::Result<()> {
     ];
     args.extend(&missing);
     shell::run("env", &args)
+}
+
+/// The tests' one Python: a venv from Debian's interpreter at
+/// [`provision::VENV`], with the pip packages pinned by version and hash.
+/// `--system-site-packages` keeps Debian's python3-flask and
+/// python3-psycopg2 importable (psycopg2 from PyPI would either be compiled
+/// here or bring its own libpq, not the one the PostgreSQL 15 TLS stack is
+/// tested against); the venv's own site-packages come first on `sys.path`,
+/// so its pinned packages win over any Debian or hand-installed copy, and
+/// the probe checks that they do. A second run costs one probe.
+fn install_python_venv() -> anyhow::Result<()> {
+    let names: Vec<&str> = provision::PYTHON_REQUIREMENTS
+        .iter()
+        .map(|(name, _, _)| *name)
+        .collect();
+    let probe = |what: &str| -> anyhow::Result<Vec<String>> {
+        let mut args = vec!["-I", "-c", provision::PROBE];
+        args.extend(&names);
+        let out = if provision::venv_exists() {
+            shell::output(provision::PYTHON, &args)?
+        } else {
+            String::new()
+        };
+        let wrong = provision::mismatches(&out);
+        if !wrong.is_empty() {
+            eprintln!("{what}: {}", wrong.join("; "));
+        }
+        Ok(wrong)
+    };
+    if probe("the test venv needs (re)installing")?.is_empty() {
+        return Ok(());
+    }
+    if !is_root() {
+        bail!(
+            "the test venv {} is missing or not at the pinned versions: run `cargo xtask setup` as root",
+            provision::VENV
+        );
+    }
+    // --clear: a venv left half-made or made from another interpreter.
+    shell::run(
+        provision::BASE_PYTHON,
+        &[
+            "-m",
+            "venv",
+            "--clear",
+            "--system-site-packages",
+            provision::VENV,
+        ],
+    )?;
+    let requirements = format!("{}/requirements.txt", provision::VENV);
+    std::fs::write(&requirements, provision::requirements_txt())
+        .with_context(|| format!("cannot write {requirements}"))?;
+    shell::run(
+        provision::PYTHON,
+        &[
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--root-user-action=ignore",
+            "--require-hashes",
+            "--only-binary=:all:",
+            "--no-deps",
+            "--ignore-installed",
+            "-r",
+            &requirements,
+        ],
+    )?;
+    let wrong = probe("after installing, the test venv")?;
+    if !wrong.is_empty() {
+        bail!(
+            "the test venv {} is still wrong: {}",
+            provision::VENV,
+            wrong.join("; ")
+        );
+    }
+    Ok(())
 }
 
 /// The eBPF crate is built with nightly and `-Z build-std=core`.

@@ -2,7 +2,7 @@
 //!
 //! Alerts are data, not log lines: they have their own writer ([`sink`]) and
 //! never pass through `tracing`.
-mod ecs;
+pub(crate) mod ecs;
 pub mod fold;
 pub mod journald;
 mod rule;
@@ -51,6 +51,25 @@ pub struct Alert {
     /// For `unexpected-db-peer`: whether pinwatch saw the name resolution
     /// that led to the connect (`pinwatch.resolution`).
     pub resolution: Option<Resolution>,
+    /// For `detector-fault`: what could not be judged (`pinwatch.fault`).
+    pub fault: Option<FaultFacts>,
+    /// For DNS alerts on a message that did not parse whole: where it
+    /// stopped (`pinwatch.malformed`).
+    pub malformed: Option<crate::event::Malformed>,
+    /// For `dns-answer-diverged` on a CNAME chain longer than pinwatch
+    /// follows: the names followed (`pinwatch.cname_chain_cut`).
+    pub cname_chain_cut: Vec<String>,
+}
+
+/// A fault caught while judging one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultFacts {
+    /// The rule ids being judged when it happened.
+    pub rules: &'static str,
+    /// One line about the event.
+    pub event: String,
+    /// The panic's text and place in the code.
+    pub detail: String,
 }
 
 /// The resolvers an answer passed through on this host.
@@ -116,6 +135,9 @@ impl Alert {
             db_session: None,
             path: None,
             resolution: None,
+            fault: None,
+            malformed: None,
+            cname_chain_cut: Vec::new(),
         }
     }
 }

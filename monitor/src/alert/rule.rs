@@ -18,10 +18,11 @@ pub enum Rule {
     DnsCaseMismatch,
     DnsBailiwickViolation,
     DnsFragmentedResponse,
+    DetectorFault,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 14] = [
+    pub const ALL: [Rule; 15] = [
         Rule::DnsAnswerDiverged,
         Rule::UnexpectedDbPeer,
         Rule::DbConnectBlocked,
@@ -36,6 +37,7 @@ impl Rule {
         Rule::DnsCaseMismatch,
         Rule::DnsBailiwickViolation,
         Rule::DnsFragmentedResponse,
+        Rule::DetectorFault,
     ];
 
     pub fn id(self) -> &'static str {
@@ -54,6 +56,7 @@ impl Rule {
             Rule::DnsCaseMismatch => "dns-case-mismatch",
             Rule::DnsBailiwickViolation => "dns-bailiwick-violation",
             Rule::DnsFragmentedResponse => "dns-fragmented-response",
+            Rule::DetectorFault => "detector-fault",
         }
     }
 
@@ -87,6 +90,7 @@ impl Rule {
             Rule::DnsFragmentedResponse => {
                 "DNS response for a database hostname arrived as IP fragments"
             }
+            Rule::DetectorFault => "pinwatch could not judge an event",
         }
     }
 
@@ -128,6 +132,8 @@ impl Rule {
             // Fragments let an off-path forger replace the tail of a genuine
             // answer without guessing the id or port (fragment poisoning).
             Rule::DnsFragmentedResponse => 3,
+            // One event went unjudged; the rest are judged as before.
+            Rule::DetectorFault => 2,
         }
     }
 }

@@ -97,6 +97,19 @@ pub enum Problem {
     BadIp(String),
     #[error("{0} is out of range (1-65535)")]
     ThresholdRange(i64),
+    #[error(
+        "{count} distinct ports over all databases, more than the {limit} the kernel's port map (WATCHED_PORTS) holds"
+    )]
+    TooManyPorts { limit: usize, count: usize },
+    #[error(
+        "{count} (port, {family} network) pairs on enforced ports (every database's pinned networks on each port a mode = \"block\" database watches), more than the {limit} the kernel's pinned-set trie {map} holds"
+    )]
+    TooManyPinnedPairs {
+        family: &'static str,
+        map: &'static str,
+        limit: usize,
+        count: usize,
+    },
 }
 
 /// Why a hostname was refused.

@@ -5,6 +5,7 @@
 
 mod error;
 mod host;
+pub mod limits;
 mod net;
 mod raw;
 #[cfg(test)]

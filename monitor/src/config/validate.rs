@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::error::{ConfigError, Problem};
 use super::host::HostDefaults;
+use super::limits;
 use super::net::{LOOPBACK_STUBS, normalize_hostname, parse_ip, parse_pinned};
 use super::raw::{RawAlerts, RawConfig, RawControl, RawDatabase, RawDns, RawMetrics};
 use super::{
@@ -39,10 +40,12 @@ pub(crate) fn validate(
     host: &HostDefaults,
 ) -> Result<Config, ConfigError> {
     let cx = Ctx { file };
+    let databases = databases(&cx, raw.database)?;
+    limits::check(&databases).map_err(|(key, problem)| cx.err(key, problem))?;
     Ok(Config {
         path,
         hash,
-        databases: databases(&cx, raw.database)?,
+        databases,
         dns: dns(&cx, raw.dns, host)?,
         alerts: alerts(&cx, raw.alerts)?,
         control: control(&cx, raw.control)?,

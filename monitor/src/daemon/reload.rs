@@ -5,7 +5,7 @@
 //! changes nothing: the old configuration stays in force, a
 //! `config-reload-failed` alert goes down the pipeline like every other
 //! alert, and stderr says why.
-use std::{convert::Infallible, time::SystemTime};
+use std::convert::Infallible;
 
 use tokio::{
     signal::unix::{Signal, SignalKind, signal},
@@ -13,7 +13,7 @@ use tokio::{
     time::{Interval, MissedTickBehavior},
 };
 
-use super::{DaemonError, Shared, notify};
+use super::{DaemonError, Shared, notify, swap};
 use crate::{
     config::{AlertSink, Config, ConfigError},
     event::{Event, ReloadFailure},
@@ -119,7 +119,7 @@ async fn reload(shared: &Shared, probes: &mut Probes, events: &mpsc::Sender<Vec<
                 "configuration reload failed, the previous configuration stays in force: {error}"
             );
             let failure = ReloadFailure {
-                timestamp: SystemTime::now(),
+                timestamp: shared.time.now(),
                 file,
                 reason: error.to_string(),
                 hash_in_force: in_force.hash.clone(),
@@ -147,14 +147,14 @@ fn apply(in_force: &Config, shared: &Shared, probes: &mut Probes) -> Result<Conf
     needs_restart(in_force, &config)?;
 
     let mut detector = shared.detector();
-    if let Err(error) = probes.set_policy(&Policy::from_config(&config)) {
+    let (old, new) = (Policy::from_config(in_force), Policy::from_config(&config));
+    if let Err(error) = set_policy(probes, &old, &new) {
         // Put the kernel back in step with the configuration still in force.
-        let policy = Policy::from_config(in_force);
-        if let Err(restore) = probes.set_policy(&policy) {
+        if let Err(restore) = set_policy(probes, &new, &old) {
             tracing::error!(
                 "cannot restore the watched ports {:?} (enforced {:?}): {restore}",
-                policy.ports.keys().collect::<Vec<_>>(),
-                policy.enforced_ports()
+                old.ports.keys().collect::<Vec<_>>(),
+                old.enforced_ports()
             );
         }
         return Err(error.into());
@@ -162,6 +162,13 @@ fn apply(in_force: &Config, shared: &Shared, probes: &mut Probes) -> Result<Conf
     detector.reconfigure(&config);
     shared.set_config(config.clone());
     Ok(config)
+}
+
+/// Goes from `old` to `new` within the maps' capacities ([`swap::steps`]).
+fn set_policy(probes: &mut Probes, old: &Policy, new: &Policy) -> Result<(), KernelError> {
+    swap::steps(old, new)
+        .iter()
+        .try_for_each(|step| probes.set_policy(step))
 }
 
 /// Settings that live in resources opened at start (the alert sink, the

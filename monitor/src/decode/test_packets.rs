@@ -19,6 +19,16 @@ use crate::event::Direction;
 
 pub const T0: Duration = Duration::from_secs(1_700_000_000);
 
+/// The response of issue 10 (50 bytes of DNS; the issue says 51) that switched pinwatch off: question
+/// `x.example A IN`, and in the answer section an OPT record (type 41) with
+/// 12 bytes of RDATA, whose hickory `Display` always fails.
+pub const OPT_ANSWER: [u8; 50] = [
+    0x33, 0x33, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0, // header: 1 question, 1 answer
+    1, b'x', 7, b'e', b'x', b'a', b'm', b'p', b'l', b'e', 0, 0, 1, 0, 1, // x.example A IN
+    0, 0x00, 0x29, 0x04, 0xd0, 0, 0, 0, 0, 0x00, 0x0c, // root OPT 1232, TTL 0, 12 bytes
+    0x00, 0x0a, 0x00, 0x08, b'A', b'B', b'C', b'D', b'E', b'F', b'G', b'H', // COOKIE
+];
+
 pub fn meta(direction: Direction, truncated: bool) -> PacketMeta {
     PacketMeta {
         timestamp: SystemTime::UNIX_EPOCH + T0,

@@ -17,6 +17,7 @@ use hickory_proto::op::MessageType;
 use super::{Detector, addresses_of, answers::answer_alert, cname_chain};
 use crate::{
     alert::{Alert, Rule},
+    dnstext,
     event::DnsEvent,
 };
 
@@ -26,7 +27,7 @@ pub(super) fn check(detector: &Detector, event: &DnsEvent) -> Vec<Alert> {
     }
     let mut alerts = Vec::new();
     for query in event.message.queries() {
-        let question = query.name().to_string();
+        let trimmed = dnstext::name(query.name());
         let chain = cname_chain(query.name(), event.message.answers());
         let Some(db_index) = chain
             .iter()
@@ -43,7 +44,6 @@ pub(super) fn check(detector: &Detector, event: &DnsEvent) -> Vec<Alert> {
             .copied()
             .filter(|&ip| !database.allows(ip))
             .collect();
-        let trimmed = question.strip_suffix('.').unwrap_or(&question).to_owned();
         let completeness = if event.truncated {
             "not all of its fragments arrived"
         } else {
@@ -136,6 +136,7 @@ pinned = ["192.0.2.0/24"]
             message,
             seen_at,
             fragmented,
+            malformed: None,
         })
     }
 

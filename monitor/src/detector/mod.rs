@@ -5,7 +5,9 @@
 //! it without a kernel.
 mod answers;
 mod connect;
+mod fault;
 mod fragmented;
+mod injected;
 mod matching;
 mod names;
 mod pins;
@@ -18,6 +20,7 @@ use std::{collections::HashMap, net::IpAddr, time::SystemTime};
 use serde::Serialize;
 
 // `pinwatch learn` follows answers exactly as the detector does.
+pub(crate) use fault::panic_text;
 pub use names::MAX_CNAME_DEPTH;
 pub(crate) use names::{addresses_of, cname_chain, hostname};
 pub use pins::{PinIndex, canonical_ip};
@@ -54,6 +57,8 @@ pub struct Counters {
     pub dns_responses_checked: u64,
     pub connects: u64,
     pub events_lost: u64,
+    /// Events whose judging faulted (`detector-fault`): caught, skipped.
+    pub detector_faults: u64,
     pub alerts: HashMap<Rule, u64>,
 }
 
@@ -65,46 +70,88 @@ pub struct Detector {
     counters: Counters,
     plaintext: plaintext::PlaintextTracker,
     matching: matching::Matching,
+    /// The stage `observe` is in, for a fault's alert.
+    judging: fault::Stage,
+    /// Tests make judging fault on the events this picks.
+    #[cfg(test)]
+    fault_on: Option<fn(&Event) -> bool>,
 }
 
 impl Detector {
+    /// A detector for a capture: warm-up windows count from its first event.
     pub fn new(config: &Config) -> Detector {
+        Detector::build(config, None)
+    }
+
+    /// A detector for the daemon, which started looking at `started`:
+    /// warm-up windows count from then, so on a quiet host the first forged
+    /// reply (the first DNS message) is judged like any other.
+    pub fn started_at(config: &Config, started: SystemTime) -> Detector {
+        Detector::build(config, Some(started))
+    }
+
+    fn build(config: &Config, started: Option<SystemTime>) -> Detector {
         Detector {
             pins: PinIndex::new(&config.databases),
             recent: RecentAnswers::default(),
             last_answers: HashMap::new(),
             counters: Counters::default(),
             plaintext: plaintext::PlaintextTracker::default(),
-            matching: matching::Matching::new(config),
+            matching: matching::Matching::new(config, started),
+            judging: fault::Stage::default(),
+            #[cfg(test)]
+            fault_on: None,
         }
     }
 
-    /// Feeds one event; returns the alerts it raises, in order.
+    /// Feeds one event; returns the alerts it raises, in order. A bug
+    /// reached by the event unwinds out of here; [`Detector::judge`]
+    /// catches it.
     pub fn observe(&mut self, event: &Event) -> Vec<Alert> {
+        use fault::Stage;
         let alerts = match event {
             Event::Dns(dns) => {
                 self.counters.dns_messages += 1;
+                self.judging = Stage::Matching;
                 let (spoofing, context) = self.matching.observe(&self.pins, dns);
+                self.judging = Stage::Answers;
+                #[cfg(test)]
+                if self.fault_on.is_some_and(|pick| pick(event)) {
+                    panic!("injected fault");
+                }
                 let mut alerts = answers::check_response(self, dns);
                 // The answer's process and stub path go on its alerts too.
                 self.matching.apply(context, &mut alerts);
                 alerts.extend(spoofing);
+                self.judging = Stage::Fragmented;
                 alerts.extend(fragmented::check(self, dns));
                 alerts
             }
             Event::Connect(connect) => {
                 self.counters.connects += 1;
+                self.judging = Stage::Connect;
                 self.plaintext.connected(connect);
                 connect::check_connect(self, connect)
             }
-            Event::Loss(loss) => self.loss(loss),
-            Event::ReloadFailed(failure) => self.reload_failed(failure),
-            Event::DbSegment(segment) => plaintext::check_segment(self, segment),
+            Event::Loss(loss) => {
+                self.judging = Stage::Loss;
+                self.loss(loss)
+            }
+            Event::ReloadFailed(failure) => {
+                self.judging = Stage::ReloadFailed;
+                self.reload_failed(failure)
+            }
+            Event::DbSegment(segment) => {
+                self.judging = Stage::DbSegment;
+                plaintext::check_segment(self, segment)
+            }
             Event::DnsOwner(owner) => {
+                self.judging = Stage::Owner;
                 self.matching.owner(owner);
                 Vec::new()
             }
         };
+        self.judging = Stage::Dispatch;
         for alert in &alerts {
             *self.counters.alerts.entry(alert.rule).or_default() += 1;
         }
@@ -162,5 +209,9 @@ impl Detector {
     }
 }
 
+#[cfg(test)]
+mod evasion_tests;
+#[cfg(test)]
+mod hostile_tests;
 #[cfg(test)]
 mod tests;

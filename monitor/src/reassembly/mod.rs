@@ -10,7 +10,6 @@
 //! source does on its one-second tick) so fragments that never complete
 //! are still reported.
 pub mod fragments;
-mod partial;
 pub mod tcp;
 
 use std::{
@@ -278,9 +277,7 @@ fn tcp_events(
     for output in outputs {
         match output {
             Output::Message(bytes) => match decode::udp_message(bytes, false) {
-                Ok(message) => {
-                    events.push(event(source, destination, Transport::Tcp, message, meta))
-                }
+                Ok(parsed) => events.push(event(source, destination, Transport::Tcp, parsed, meta)),
                 Err(error) => errors.push(error),
             },
             Output::Cut { announced } => errors.push(DecodeError::Truncated {
@@ -326,22 +323,13 @@ fn datagram_event(
     if source_port != DNS_PORT && destination_port != DNS_PORT {
         return Ok(None);
     }
-    let message = if datagram.complete {
-        decode::udp_message(dns, false)?
-    } else {
-        partial::message(dns).ok_or_else(|| DecodeError::Truncated {
-            layer: "DNS message",
-            detail: format!(
-                "{} bytes of a fragmented datagram whose other fragments never came",
-                dns.len()
-            ),
-        })?
-    };
+    // A datagram missing fragments is read as far as its bytes go.
+    let parsed = decode::udp_message(dns, !datagram.complete)?;
     let mut event = event(
         SocketAddr::new(datagram.key.source, source_port),
         SocketAddr::new(datagram.key.destination, destination_port),
         Transport::Udp,
-        message,
+        parsed,
         meta,
     );
     event.timestamp = datagram.first_seen;
@@ -354,7 +342,7 @@ fn event(
     source: SocketAddr,
     destination: SocketAddr,
     transport: Transport,
-    message: hickory_proto::op::Message,
+    parsed: decode::Parsed,
     meta: PacketMeta,
 ) -> DnsEvent {
     DnsEvent {
@@ -366,9 +354,10 @@ fn event(
         cgroup_id: meta.cgroup_id,
         truncated: meta.truncated,
         socket_cookie: 0,
-        message,
+        message: parsed.message,
         seen_at: Hook::Socket,
         fragmented: false,
+        malformed: parsed.malformed,
     }
 }
 

@@ -339,11 +339,12 @@ fn every_undecodable_message_is_counted() {
         .unwrap();
     assert_eq!(events.len(), 1);
     assert_eq!(assembler.stats().malformed, 2);
-    // A datagram in two fragments whose DNS message does not parse.
+    // A datagram in two fragments whose DNS message is shorter than a
+    // header.
     let mut datagram = udp_datagram(&a_response(5, NAME, &[[203, 0, 113, 9]]));
-    datagram.truncate(8 + 20);
-    datagram[4..6].copy_from_slice(&28u16.to_be_bytes());
-    for (offset, more, part) in [(0, true, &datagram[..16]), (16, false, &datagram[16..])] {
+    datagram.truncate(8 + 8);
+    datagram[4..6].copy_from_slice(&16u16.to_be_bytes());
+    for (offset, more, part) in [(0, true, &datagram[..8]), (8, false, &datagram[8..])] {
         let packet = ipv4_fragment(9, offset, more, part);
         let events = assembler
             .push(&packet, ingress(), 0, Hook::Interface)

@@ -64,7 +64,8 @@ pub struct Summary {
     /// Alert lines handed to the writer (summaries of folded repeats included).
     pub alert_lines: u64,
     /// Frames too short for their link or tunnel header, and DNS messages
-    /// that did not decode (each one, also beside one that did).
+    /// that did not decode or decoded only up to a fault (each one, also
+    /// beside one that did).
     pub malformed: u64,
 }
 
@@ -131,6 +132,7 @@ pub fn replay_from(
             .expire(last + std::time::Duration::from_secs(3600));
         replayer.summary.malformed += replayer.assembler.stats().malformed - malformed;
         replayer.summary.dns_messages += late.len() as u64;
+        replayer.summary.malformed += late.iter().filter(|m| m.malformed.is_some()).count() as u64;
         for event in late {
             replayer.judge(&Event::Dns(event), &mut emit);
         }
@@ -207,6 +209,10 @@ impl Replayer {
         match self.assembler.push(ip, meta, 0, Hook::Socket) {
             Ok(messages) => {
                 self.summary.dns_messages += messages.len() as u64;
+                // Read as a stub resolver reads it, up to a fault: judged,
+                // and counted as malformed.
+                self.summary.malformed +=
+                    messages.iter().filter(|m| m.malformed.is_some()).count() as u64;
                 events.extend(messages.into_iter().map(Event::Dns));
             }
             // Other traffic, and fragments still waiting for the rest.
@@ -235,7 +241,7 @@ impl Replayer {
     /// rule.
     fn judge(&mut self, event: &Event, emit: &mut impl FnMut(&Alert)) {
         let mut raised: Vec<(Rule, Option<String>)> = Vec::new();
-        for alert in self.detector.observe(event) {
+        for alert in self.detector.judge(event) {
             if !raised.iter().any(|(rule, _)| *rule == alert.rule) {
                 self.summary.alerts += 1;
             }

@@ -488,10 +488,16 @@ fn a_chain_through_two_configured_names_is_one_detection() {
     }
 }
 
+/// Each message that does not decode, or decodes only up to a fault, is
+/// counted; one for a configured hostname is judged and raised.
 #[test]
-fn every_malformed_message_is_counted() {
+fn every_malformed_message_is_counted_and_raised_for_a_configured_name() {
     let good = response(7, "db.lab.test", PINNED);
-    let garbage = [0xff; 20];
+    // Shorter than a DNS header.
+    let garbage = [0xff; 8];
+    // ARCOUNT overstated by one: a stub resolver takes the answer.
+    let mut overstated = response(8, "db.lab.test", PINNED);
+    overstated[11] += 1;
     // Over TCP: garbage, a good message, garbage, in one segment.
     let mut stream = Vec::new();
     for message in [&garbage[..], &good, &garbage] {
@@ -509,9 +515,16 @@ fn every_malformed_message_is_counted() {
         (20, tcp),
         // Too short for Ethernet.
         (30, vec![0; 6]),
+        (40, ethernet_udp(RESOLVER, CLIENT, (53, 40001), &overstated)),
     ];
-    let (outcome, _) = run(&pcap(&frames));
+    let (outcome, alerts) = run(&pcap(&frames));
     assert_eq!(outcome.error, None);
-    assert_eq!(outcome.summary.dns_messages, 1);
-    assert_eq!(outcome.summary.malformed, 4, "{}", outcome.summary);
+    assert_eq!(outcome.summary.dns_messages, 2, "{}", outcome.summary);
+    assert_eq!(outcome.summary.malformed, 5, "{}", outcome.summary);
+    let [alert] = &alerts[..] else {
+        panic!("one alert, for the overstated answer: {alerts:#?}");
+    };
+    assert_eq!(alert.rule, Rule::DnsAnswerDiverged);
+    assert!(alert.malformed.is_some(), "{alert:#?}");
+    assert_eq!(alert.timestamp, at(40));
 }

@@ -99,6 +99,7 @@ pub fn render(report: &StatusReport) -> String {
         ("DNS responses checked", c.dns_responses_checked),
         ("database connects", c.connects),
         ("events lost", c.events_lost),
+        ("detector faults", c.detector_faults),
         ("kernel records", c.kernel_records),
         ("undecodable records", c.undecodable_records),
         ("unparsable DNS packets", c.dns_parse_errors),

@@ -1,6 +1,7 @@
 //! Config tests: one per refusal (the message must name file, key and value),
 //! normalization and defaults, and the shipped example file.
 
+mod limits;
 mod normalize;
 mod refusals;
 

@@ -1,9 +1,5 @@
 //! The matching rules, on one response delivered to a socket on this host.
-use std::{
-    collections::hash_map::DefaultHasher,
-    hash::{Hash, Hasher},
-    net::IpAddr,
-};
+use std::net::IpAddr;
 
 use hickory_proto::{
     op::Message,
@@ -12,15 +8,17 @@ use hickory_proto::{
 
 use super::{
     Matching, delivered,
-    table::{Fingerprint, FlowKey, Lookup},
+    fingerprint::Fingerprint,
+    table::{FlowKey, Lookup},
 };
 use crate::{
     alert::{Alert, DnsFacts, Rule},
     detector::{
         answers::describe,
-        names::{cname_chain, hash_name},
+        names::cname_chain,
         pins::{PinIndex, PinnedDatabase},
     },
+    dnstext,
     event::DnsEvent,
 };
 
@@ -67,7 +65,7 @@ pub(super) fn judge_response(
                 }
             }
             Lookup::Matched(index, flow) => {
-                let answer = fingerprint(message, database);
+                let answer = Fingerprint::of(message, database);
                 let pending = &mut flow.queries[index];
                 pending.answered = pending.answered.saturating_add(1);
                 if let Some((name, ..)) = asked
@@ -83,14 +81,14 @@ pub(super) fn judge_response(
                         name,
                     ));
                 }
-                match pending.first_answer {
+                match &pending.first_answer {
                     None => pending.first_answer = Some(answer),
                     // Each transmission may get its answer; one more than
                     // was asked for, saying something else, is a second
                     // voice.
                     Some(first)
                         if pending.answered > pending.sent
-                            && conflicts(first, answer)
+                            && first.conflicts(&answer)
                             && !pending.conflict_reported =>
                     {
                         pending.conflict_reported = true;
@@ -147,7 +145,7 @@ pub(super) fn judge_at_interface(
     };
     let pending = &mut flow.queries[index];
     pending.arrived = pending.arrived.saturating_add(1);
-    let Some(first) = pending.first_answer else {
+    let Some(first) = &pending.first_answer else {
         return Vec::new();
     };
     let chain = cname_chain(question.name(), message.answers());
@@ -156,7 +154,7 @@ pub(super) fn judge_at_interface(
         .find_map(|name| pins.database_for_dns_name(name))
         .map(|i| pins.database(i));
     if pending.arrived > pending.sent
-        && conflicts(first, fingerprint(message, database))
+        && first.conflicts(&Fingerprint::of(message, database))
         && !pending.conflict_reported
     {
         pending.conflict_reported = true;
@@ -202,57 +200,21 @@ fn out_of_bailiwick(message: &Message, chain: &[&Name]) -> Vec<String> {
     outside
 }
 
-/// What a response says, ignoring order and TTLs.
-fn fingerprint(message: &Message, database: Option<&PinnedDatabase>) -> Fingerprint {
-    let mut sum = 0u64;
-    let mut addresses = 0usize;
-    let mut all_pinned = database.is_some();
-    for record in message.answers() {
-        let mut hasher = DefaultHasher::new();
-        record.record_type().hash(&mut hasher);
-        hash_name(record.name(), &mut hasher);
-        match record.data() {
-            RData::A(a) => {
-                a.0.hash(&mut hasher);
-                addresses += 1;
-                all_pinned &= database.is_some_and(|db| db.allows(IpAddr::V4(a.0)));
-            }
-            RData::AAAA(aaaa) => {
-                aaaa.0.hash(&mut hasher);
-                addresses += 1;
-                all_pinned &= database.is_some_and(|db| db.allows(IpAddr::V6(aaaa.0)));
-            }
-            RData::CNAME(target) => hash_name(&target.0, &mut hasher),
-            other => other.to_string().hash(&mut hasher),
-        }
-        // Order-insensitive: round-robin reorders answers.
-        sum = sum.wrapping_add(hasher.finish());
-    }
-    let mut hasher = DefaultHasher::new();
-    u16::from(message.response_code()).hash(&mut hasher);
-    sum.hash(&mut hasher);
-    Fingerprint {
-        hash: hasher.finish(),
-        truncated: message.truncated(),
-        all_pinned: all_pinned && addresses > 0,
-    }
-}
-
-fn conflicts(first: Fingerprint, second: Fingerprint) -> bool {
-    let both_pinned = first.all_pinned && second.all_pinned;
-    first.hash != second.hash && !first.truncated && !second.truncated && !both_pinned
-}
-
 fn trim(name: &Name) -> String {
-    let text = name.to_string();
-    text.strip_suffix('.').map(str::to_owned).unwrap_or(text)
+    dnstext::name(name)
 }
 
 /// `name TYPE` of the message's question.
 fn question_text(event: &DnsEvent) -> String {
     event.message.queries().first().map_or_else(
         || "(no question)".to_owned(),
-        |q| format!("{} {}", trim(q.name()), q.query_type()),
+        |q| {
+            format!(
+                "{} {}",
+                trim(q.name()),
+                dnstext::record_type(q.query_type())
+            )
+        },
     )
 }
 
@@ -267,7 +229,7 @@ fn base(event: &DnsEvent, rule: Rule, message: String, database: Option<&PinnedD
         id: event.message.id(),
         question_name: query.map(|q| trim(q.name())).unwrap_or_default(),
         question_type: query
-            .map(|q| q.query_type().to_string())
+            .map(|q| dnstext::record_type(q.query_type()).into_owned())
             .unwrap_or_default(),
         resolved_ips: event
             .message

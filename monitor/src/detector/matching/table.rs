@@ -15,6 +15,8 @@ use std::{
 
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 
+use super::fingerprint::Fingerprint;
+
 /// Legs remembered at once; past this the oldest is forgotten.
 pub(super) const MAX_FLOWS: usize = 65_536;
 /// Queries remembered per leg (glibc sends A and AAAA together; retries add
@@ -119,18 +121,6 @@ impl QueryName {
         name.set_fqdn(true);
         name
     }
-}
-
-/// What a response said, order-insensitively; see `fingerprint`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Fingerprint {
-    pub hash: u64,
-    /// TC: a truncated answer is partial by definition and differs from the
-    /// full one the client fetches next.
-    pub truncated: bool,
-    /// Every address was inside the pinned set of a configured hostname
-    /// (round-robin inside the pinned set is no conflict).
-    pub all_pinned: bool,
 }
 
 /// How a response relates to the leg it arrived on.
