@@ -288,5 +288,6 @@ mod pod {
     unsafe impl aya::Pod for super::PortPolicy {}
     // SAFETY: as above: byte arrays only.
     unsafe impl aya::Pod for super::PinKeyV4 {}
+    // SAFETY: as above: byte arrays only.
     unsafe impl aya::Pod for super::PinKeyV6 {}
 }

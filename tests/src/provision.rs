@@ -164,3 +164,39 @@ pub fn requirements_txt() -> String {
         .map(|(name, version, sha256)| format!("{name}=={version} --hash=sha256:{sha256}\n"))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debian_scapy_outside_the_venv_is_a_mismatch() {
+        let wrong =
+            mismatches("/usr\nscapy 2.5.0 /usr/lib/python3/dist-packages/scapy/__init__.py\n");
+        assert_eq!(wrong.len(), 2, "{wrong:?}");
+        assert!(wrong[0].contains("sys.prefix is \"/usr\""), "{wrong:?}");
+        assert!(
+            wrong[1].contains("version 2.5.0 instead of 2.6.1"),
+            "{wrong:?}"
+        );
+
+        let outside = format!(
+            "{VENV}\nscapy 2.6.1 /usr/local/lib/python3.11/dist-packages/scapy/__init__.py\n"
+        );
+        let wrong = mismatches(&outside);
+        assert_eq!(wrong.len(), 1, "{wrong:?}");
+        assert!(
+            wrong[0].contains("outside /opt/pinwatch-tests/venv"),
+            "{wrong:?}"
+        );
+    }
+
+    #[test]
+    fn the_pinned_venv_matches_and_no_venv_does_not() {
+        let good =
+            format!("{VENV}\nscapy 2.6.1 {VENV}/lib/python3.11/site-packages/scapy/__init__.py\n");
+        assert_eq!(mismatches(&good), Vec::<String>::new());
+        assert_eq!(mismatches("").len(), 1);
+        assert!(requirements_txt().starts_with("scapy==2.6.1 --hash=sha256:88a9"));
+    }
+}

@@ -45,8 +45,8 @@ pub enum DaemonError {
     Sink(#[from] SinkError),
     #[error(transparent)]
     Source(#[from] SourceError),
-    #[error("the detector thread failed: {0}")]
-    Detector(String),
+    #[error("cannot start the detector thread: {0}")]
+    DetectorSpawn(#[source] std::io::Error),
     /// A panic outside the judging of an event (which is caught): the
     /// alert pipeline itself is broken.
     #[error(
@@ -132,7 +132,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         thread::Builder::new()
             .name("pinwatch-detect".into())
             .spawn(move || detect::run(events_rx, &shared, writer))
-            .map_err(|e| DaemonError::Detector(e.to_string()))?
+            .map_err(DaemonError::DetectorSpawn)?
     };
 
     tracing::info!(
@@ -181,5 +181,25 @@ fn open_sink(config: &Config) -> Result<AlertWriter, SinkError> {
         AlertSink::Stdout => Ok(AlertWriter::stdout(agent)),
         AlertSink::File(path) => AlertWriter::file(path, agent),
         AlertSink::Journald => AlertWriter::journald(agent),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn a_detector_thread_that_cannot_start_keeps_the_os_error() {
+        let error = DaemonError::DetectorSpawn(std::io::Error::from_raw_os_error(libc::EAGAIN));
+        let source = error
+            .source()
+            .and_then(|e| e.downcast_ref::<std::io::Error>());
+        assert_eq!(
+            source.and_then(std::io::Error::raw_os_error),
+            Some(libc::EAGAIN)
+        );
+        assert_eq!(error.exit_code(), 1);
     }
 }

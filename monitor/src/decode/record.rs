@@ -113,9 +113,11 @@ impl TryFrom<u32> for RecordKind {
 /// arrays with no implicit padding, so every bit pattern is a valid value.
 unsafe trait Plain: Copy {}
 
-// SAFETY: both are repr(C) structs of u32/u64/u16 and u8 arrays with explicit
+// SAFETY: a repr(C) struct of u32/u64/u16 and u8 arrays with explicit
 // padding (see the size assertions in pinwatch_common).
 unsafe impl Plain for RawDnsHeader {}
+// SAFETY: as RawDnsHeader: repr(C), integers and byte arrays, explicit
+// padding.
 unsafe impl Plain for RawConnect {}
 // SAFETY: repr(C), integers and byte arrays, explicit padding.
 unsafe impl Plain for RawDnsOwner {}

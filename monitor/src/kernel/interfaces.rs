@@ -22,7 +22,7 @@ use std::{
 use aya::programs::SchedClassifier;
 use tokio::io::unix::AsyncFd;
 
-use super::{KernelError, Probes, ProgramStatus, bpf_sys};
+use super::{BpfFailure, KernelError, Probes, ProgramStatus, bpf_sys};
 
 pub const PROGRAM: &str = "pw_dns_iface";
 const KIND: &str = "tcx/ingress";
@@ -40,24 +40,25 @@ pub struct InterfaceHooks {
 /// Loads the tc program from the object `probes` holds and attaches it to
 /// every Ethernet interface present.
 pub fn attach(probes: &mut Probes) -> Result<InterfaceHooks, KernelError> {
-    let load_error = |detail: String| KernelError::Load {
+    let load_error = |source| KernelError::Load {
         program: PROGRAM,
         kind: KIND,
-        detail,
+        source,
     };
+    let refused = |error| load_error(BpfFailure::program(error));
     let program: &mut SchedClassifier = probes
         .ebpf_mut()
         .program_mut(PROGRAM)
-        .ok_or_else(|| load_error("not in the object".into()))?
+        .ok_or_else(|| load_error(BpfFailure::Missing))?
         .try_into()
-        .map_err(|e: aya::programs::ProgramError| load_error(e.to_string()))?;
-    program.load().map_err(|e| load_error(e.to_string()))?;
+        .map_err(refused)?;
+    program.load().map_err(refused)?;
     let fd = program
         .fd()
-        .map_err(|e| load_error(e.to_string()))?
+        .map_err(refused)?
         .as_fd()
         .try_clone_to_owned()
-        .map_err(|e| load_error(e.to_string()))?;
+        .map_err(|e| load_error(BpfFailure::Io(e)))?;
     let mut hooks = InterfaceHooks {
         program: fd,
         links: HashMap::new(),

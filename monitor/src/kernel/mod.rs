@@ -3,6 +3,7 @@
 //! source.
 mod bpf_sys;
 mod cgroup;
+mod failure;
 pub mod interfaces;
 mod policy;
 mod preflight;
@@ -11,6 +12,7 @@ pub mod source;
 pub mod stale;
 
 pub use cgroup::find_cgroup2_root;
+pub use failure::BpfFailure;
 pub use policy::Policy;
 pub use preflight::preflight;
 pub use probes::{Probes, ProgramStatus};
@@ -43,21 +45,27 @@ pub enum KernelError {
     NoObject,
     #[error("the kernel refused pinwatch's eBPF object: {0}")]
     Object(#[source] aya::EbpfError),
-    #[error("the kernel refused to load program {program} ({kind}): {detail}")]
+    #[error("the kernel refused to load program {program} ({kind}): {source}")]
     Load {
         program: &'static str,
         kind: &'static str,
-        detail: String,
+        source: BpfFailure,
     },
-    #[error("cannot attach program {program} ({kind}) to the cgroup v2 root {cgroup}: {detail}")]
+    #[error("cannot attach program {program} ({kind}) to the cgroup v2 root {cgroup}: {source}")]
     Attach {
         program: &'static str,
         kind: &'static str,
         cgroup: PathBuf,
-        detail: String,
+        source: BpfFailure,
     },
-    #[error("eBPF map {map} is missing or of the wrong type: {detail}")]
-    Map { map: &'static str, detail: String },
-    #[error("cannot update eBPF map {map}: {detail}")]
-    MapUpdate { map: &'static str, detail: String },
+    #[error("eBPF map {map} is missing or of the wrong type: {source}")]
+    Map {
+        map: &'static str,
+        source: BpfFailure,
+    },
+    #[error("cannot update eBPF map {map}: {source}")]
+    MapUpdate {
+        map: &'static str,
+        source: BpfFailure,
+    },
 }

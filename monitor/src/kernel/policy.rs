@@ -21,7 +21,7 @@ use pinwatch_common::{
     PortPolicy,
 };
 
-use super::KernelError;
+use super::{BpfFailure, KernelError};
 use crate::config::{Config, Mode};
 
 const PORTS_MAP: &str = "WATCHED_PORTS";
@@ -117,14 +117,24 @@ pub(super) fn apply(ebpf: &mut Ebpf, policy: &Policy) -> Result<(), KernelError>
     Ok(())
 }
 
-fn map_error(map: &'static str) -> impl Fn(String) -> KernelError {
-    move |detail| KernelError::Map { map, detail }
+fn missing(map: &'static str) -> impl Fn() -> KernelError {
+    move || KernelError::Map {
+        map,
+        source: BpfFailure::Missing,
+    }
+}
+
+fn map_error(map: &'static str) -> impl Fn(aya::maps::MapError) -> KernelError {
+    move |error| KernelError::Map {
+        map,
+        source: BpfFailure::map(error),
+    }
 }
 
 fn update_error(map: &'static str) -> impl Fn(aya::maps::MapError) -> KernelError {
     move |error| KernelError::MapUpdate {
         map,
-        detail: error.to_string(),
+        source: BpfFailure::map(error),
     }
 }
 
@@ -132,10 +142,8 @@ fn trie<'a, K: aya::Pod>(
     ebpf: &'a mut Ebpf,
     map: &'static str,
 ) -> Result<LpmTrie<&'a mut MapData, K, u32>, KernelError> {
-    let data = ebpf
-        .map_mut(map)
-        .ok_or_else(|| map_error(map)("not in the object".into()))?;
-    LpmTrie::try_from(data).map_err(|e| map_error(map)(e.to_string()))
+    let data = ebpf.map_mut(map).ok_or_else(missing(map))?;
+    LpmTrie::try_from(data).map_err(map_error(map))
 }
 
 /// Inserts `entries`; returns the entries already in the map that are not
@@ -148,10 +156,10 @@ fn insert_entries<K: aya::Pod + Ord>(
     if entries.len() > PIN_MAX_ENTRIES as usize {
         return Err(KernelError::MapUpdate {
             map,
-            detail: format!(
-                "{} (port, pinned network) pairs on enforced ports, more than the {PIN_MAX_ENTRIES} it holds",
-                entries.len()
-            ),
+            source: BpfFailure::TooManyEntries {
+                entries: entries.len(),
+                limit: PIN_MAX_ENTRIES,
+            },
         });
     }
     let mut trie = trie::<K>(ebpf, map)?;
@@ -183,11 +191,9 @@ fn remove_entries<K: aya::Pod>(
 
 /// Inserts or updates every port, then removes the ports no longer watched.
 fn set_ports(ebpf: &mut Ebpf, ports: &BTreeMap<u16, u32>) -> Result<(), KernelError> {
-    let data = ebpf
-        .map_mut(PORTS_MAP)
-        .ok_or_else(|| map_error(PORTS_MAP)("not in the object".into()))?;
+    let data = ebpf.map_mut(PORTS_MAP).ok_or_else(missing(PORTS_MAP))?;
     let mut map: HashMap<&mut MapData, u16, PortPolicy> =
-        HashMap::try_from(data).map_err(|e| map_error(PORTS_MAP)(e.to_string()))?;
+        HashMap::try_from(data).map_err(map_error(PORTS_MAP))?;
     let stale: Vec<u16> = map
         .keys()
         .filter_map(Result::ok)
@@ -207,11 +213,8 @@ fn set_ports(ebpf: &mut Ebpf, ports: &BTreeMap<u16, u32>) -> Result<(), KernelEr
 /// `u64` word per 64 ports. Only words whose value changes are written.
 fn set_port_bits(ebpf: &mut Ebpf, ports: &BTreeMap<u16, u32>) -> Result<(), KernelError> {
     const BITS_MAP: &str = "WATCHED_PORT_BITS";
-    let data = ebpf
-        .map_mut(BITS_MAP)
-        .ok_or_else(|| map_error(BITS_MAP)("not in the object".into()))?;
-    let mut map: Array<&mut MapData, u64> =
-        Array::try_from(data).map_err(|e| map_error(BITS_MAP)(e.to_string()))?;
+    let data = ebpf.map_mut(BITS_MAP).ok_or_else(missing(BITS_MAP))?;
+    let mut map: Array<&mut MapData, u64> = Array::try_from(data).map_err(map_error(BITS_MAP))?;
     let words = port_bitmap(ports.keys().copied());
     for (index, &word) in words.iter().enumerate() {
         let index = index as u32;

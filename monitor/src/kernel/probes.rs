@@ -7,7 +7,7 @@ use aya::{
 };
 use serde::Serialize;
 
-use super::{EBPF_OBJECT, KernelError, policy::Policy};
+use super::{BpfFailure, EBPF_OBJECT, KernelError, policy::Policy};
 
 /// What `status` reports per program.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -136,34 +136,33 @@ impl Probes {
         cgroup: &File,
         cgroup_root: &Path,
     ) -> Result<(), KernelError> {
-        let load_error = |detail: String| KernelError::Load {
+        let load_error = |source: BpfFailure| KernelError::Load {
             program: spec.name,
             kind: spec.kind,
-            detail,
+            source,
         };
-        let attach_error = |error: aya::programs::ProgramError| KernelError::Attach {
+        let refused = |error| load_error(BpfFailure::program(error));
+        let attach_error = |error| KernelError::Attach {
             program: spec.name,
             kind: spec.kind,
             cgroup: cgroup_root.into(),
-            detail: error_chain(&error),
+            source: BpfFailure::program(error),
         };
         let program = self
             .ebpf
             .program_mut(spec.name)
-            .ok_or_else(|| load_error("not in the object".into()))?;
+            .ok_or_else(|| load_error(BpfFailure::Missing))?;
         match spec.hook {
             Hook::Skb(attach_type) => {
-                let program: &mut CgroupSkb =
-                    program.try_into().map_err(|e| load_error(format!("{e}")))?;
-                program.load().map_err(|e| load_error(describe(&e)))?;
+                let program: &mut CgroupSkb = program.try_into().map_err(refused)?;
+                program.load().map_err(refused)?;
                 program
                     .attach(cgroup, attach_type, ATTACH_MODE)
                     .map_err(attach_error)?;
             }
             Hook::SockAddr => {
-                let program: &mut CgroupSockAddr =
-                    program.try_into().map_err(|e| load_error(format!("{e}")))?;
-                program.load().map_err(|e| load_error(describe(&e)))?;
+                let program: &mut CgroupSockAddr = program.try_into().map_err(refused)?;
+                program.load().map_err(refused)?;
                 program.attach(cgroup, ATTACH_MODE).map_err(attach_error)?;
             }
         }
@@ -183,18 +182,18 @@ impl Probes {
         let take = |ebpf: &mut Ebpf, name: &'static str| {
             ebpf.take_map(name).ok_or(KernelError::Map {
                 map: name,
-                detail: "not in the object, or already taken".into(),
+                source: BpfFailure::Taken,
             })
         };
         let ring = take(&mut self.ebpf, "EVENTS")?;
         let ring = RingBuf::try_from(ring).map_err(|e| KernelError::Map {
             map: "EVENTS",
-            detail: e.to_string(),
+            source: BpfFailure::map(e),
         })?;
         let lost = take(&mut self.ebpf, "EVENTS_LOST")?;
         let lost = PerCpuArray::try_from(lost).map_err(|e| KernelError::Map {
             map: "EVENTS_LOST",
-            detail: e.to_string(),
+            source: BpfFailure::map(e),
         })?;
         Ok((ring, lost))
     }
@@ -214,23 +213,6 @@ impl Probes {
     }
 }
 
-/// The verifier's last lines say why a program was refused; the whole log
-/// is too long for an error message.
-fn describe(error: &aya::programs::ProgramError) -> String {
-    match error {
-        aya::programs::ProgramError::LoadError {
-            io_error,
-            verifier_log,
-        } => {
-            let log = verifier_log.to_string();
-            let tail: Vec<&str> = log.lines().rev().take(6).collect();
-            let tail: Vec<&str> = tail.into_iter().rev().collect();
-            format!("{io_error}; verifier: {}", tail.join(" | "))
-        }
-        other => other.to_string(),
-    }
-}
-
 /// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; newer ones use
 /// the memory cgroup, where this is harmless.
 fn raise_memlock_limit() {
@@ -246,17 +228,4 @@ fn raise_memlock_limit() {
             std::io::Error::last_os_error()
         );
     }
-}
-
-/// An error with its sources, for messages that must say what the kernel
-/// answered (EPERM, EINVAL…), not only which call failed.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

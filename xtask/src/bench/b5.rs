@@ -132,6 +132,7 @@ impl Inotify {
         if fd < 0 {
             return Err(std::io::Error::last_os_error()).context("inotify_init1");
         }
+        // SAFETY: fd is the new descriptor checked above, owned by nothing else.
         let file = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
         let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())?;
         // SAFETY: a valid fd and NUL-terminated path.

@@ -184,10 +184,10 @@ fn send_all(socket: &UdpSocket, payloads: &[&[u8]]) -> u64 {
             iov_len: payload.len(),
         })
         .collect();
-    // SAFETY: mmsghdr is plain data; zeroed is a valid empty header.
     let mut headers: Vec<libc::mmsghdr> = iov
         .iter_mut()
         .map(|iov| {
+            // SAFETY: mmsghdr is plain data; zeroed is a valid empty header.
             let mut header = unsafe { std::mem::zeroed::<libc::mmsghdr>() };
             header.msg_hdr.msg_iov = iov;
             header.msg_hdr.msg_iovlen = 1;
