@@ -2,6 +2,8 @@
 //! answer and the connect that follows in the lab, and replay must find
 //! them, with the packets' own times; benign captures are silent; cut and
 //! corrupted captures are refused with the byte offset, never a panic.
+//! `captures` holds the forms other tools and networks write (TCP with its
+//! handshake, DLT_NULL, tunnels); `bounded` the inputs that never end.
 //!
 //! No eBPF is loaded, but the lab's traffic is seen by any daemon running on
 //! the host, so run with the others, serially and under the kernel lock:
@@ -16,6 +18,11 @@ use std::{
     sync::mpsc,
     time::Duration,
 };
+
+#[path = "replay/bounded.rs"]
+mod bounded;
+#[path = "replay/captures.rs"]
+mod captures;
 
 use pinwatch_integration_tests::{
     CLIENT_V4, CLIENT_V6, DNS_V4, DNS_V6, DnsRecords, Dnsmasq, Lab, assert_ecs_base, connect, dig,
@@ -440,8 +447,8 @@ fn cut_and_corrupt_captures_exit_2_naming_the_offset() {
         assert_eq!(run.code, 2, "{name}: {}", run.stderr);
         let error = run.stderr.lines().last().unwrap_or_default();
         let wanted = match offset {
-            Some(offset) => format!("byte offset {offset}"),
-            None => "byte offset ".to_owned(),
+            Some(offset) => format!("offset {offset}"),
+            None => "offset ".to_owned(),
         };
         assert!(
             error.contains(&wanted),

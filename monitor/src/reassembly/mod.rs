@@ -33,12 +33,17 @@ pub struct AssemblyStats {
     pub tcp: TcpStats,
     pub fragments: FragmentStats,
     pub buffered_bytes: usize,
+    /// DNS traffic that did not decode: each TCP message or reassembled
+    /// datagram that does not parse or was cut, and each other packet whose
+    /// headers or message do not parse.
+    pub malformed: u64,
 }
 
 #[derive(Debug, Default)]
 pub struct Assembler {
     tcp: TcpReassembler,
     fragments: FragmentTable,
+    malformed: u64,
 }
 
 impl Assembler {
@@ -46,6 +51,7 @@ impl Assembler {
         Assembler {
             tcp: TcpReassembler::new(tcp),
             fragments: FragmentTable::new(fragments),
+            malformed: 0,
         }
     }
 
@@ -54,6 +60,7 @@ impl Assembler {
             tcp: self.tcp.stats(),
             fragments: self.fragments.stats(),
             buffered_bytes: self.tcp.buffered_bytes() + self.fragments.buffered_bytes(),
+            malformed: self.malformed,
         }
     }
 
@@ -84,10 +91,9 @@ impl Assembler {
                     ..fragment
                 };
                 let datagrams = self.fragments.push(key, fragment);
-                datagrams
-                    .into_iter()
-                    .filter_map(|d| datagram_event(&d, meta))
-                    .collect()
+                let (events, errors) = datagram_events(&datagrams, meta);
+                self.malformed += errors.len() as u64;
+                events
             }
             Some(Carried::Tcp(ends, segment)) => {
                 let key = FlowKey {
@@ -100,9 +106,26 @@ impl Assembler {
                     ..segment
                 };
                 let outputs = self.tcp.push(key, segment);
-                tcp_events(ends, &outputs, meta)?
+                let (events, errors) = tcp_events(ends, &outputs, meta);
+                self.malformed += errors.len() as u64;
+                // A message that does not parse is skipped: the framing
+                // keeps the next one in step, and a forged answer next to
+                // garbage must still reach the detector.
+                match errors.into_iter().next() {
+                    Some(error) if events.is_empty() => return Err(error),
+                    _ => events,
+                }
             }
-            None => decode::parse_ip_dns(ip_packet, meta)?,
+            None => decode::parse_ip_dns(ip_packet, meta).inspect_err(|error| {
+                if !matches!(
+                    error,
+                    DecodeError::NotDns { .. }
+                        | DecodeError::UnsupportedProtocol { .. }
+                        | DecodeError::Fragment { .. }
+                ) {
+                    self.malformed += 1;
+                }
+            })?,
         };
         for event in &mut events {
             event.socket_cookie = socket_cookie;
@@ -120,15 +143,12 @@ impl Assembler {
             cgroup_id: 0,
             truncated: true,
         };
-        self.fragments
-            .expire(now)
-            .iter()
-            .filter_map(|d| datagram_event(d, meta))
-            .map(|mut event| {
-                event.seen_at = Hook::Interface;
-                event
-            })
-            .collect()
+        let (mut events, errors) = datagram_events(&self.fragments.expire(now), meta);
+        self.malformed += errors.len() as u64;
+        for event in &mut events {
+            event.seen_at = Hook::Interface;
+        }
+        events
     }
 }
 
@@ -232,7 +252,10 @@ fn classify(ip_packet: &[u8]) -> Option<Carried<'_>> {
             SocketAddr::new(destination, tcp.destination_port()),
         ),
         Segment {
-            seq: tcp.sequence_number(),
+            // A SYN takes one sequence number (RFC 9293 §3.4): the first
+            // data byte, in the SYN itself (TCP Fast Open) or after it, has
+            // the next one.
+            seq: tcp.sequence_number().wrapping_add(u32::from(tcp.syn())),
             payload: tcp.payload(),
             wire_len: wire_len.saturating_sub(header_len),
             fin: tcp.fin(),
@@ -242,50 +265,66 @@ fn classify(ip_packet: &[u8]) -> Option<Carried<'_>> {
     ))
 }
 
+/// The messages framed on a flow as events, and the errors of those that
+/// did not decode.
 fn tcp_events(
     (source, destination): (SocketAddr, SocketAddr),
     outputs: &[Output],
     meta: PacketMeta,
-) -> Result<Vec<DnsEvent>, DecodeError> {
+) -> (Vec<DnsEvent>, Vec<DecodeError>) {
     let mut events = Vec::new();
-    let mut first_error = None;
+    let mut errors = Vec::new();
     for output in outputs {
         match output {
             Output::Message(bytes) => match decode::udp_message(bytes, false) {
                 Ok(parsed) => events.push(event(source, destination, Transport::Tcp, parsed, meta)),
-                // A message that does not parse is skipped: the framing keeps
-                // the next one in step, and a forged answer next to garbage
-                // must still reach the detector.
-                Err(error) => {
-                    first_error.get_or_insert(error);
-                }
+                Err(error) => errors.push(error),
             },
-            Output::Cut { announced } => {
-                first_error.get_or_insert(DecodeError::Truncated {
-                    layer: "DNS message",
-                    detail: format!(
-                        "a {announced}-byte DNS-over-TCP message lost bytes the kernel did not copy"
-                    ),
-                });
-            }
+            Output::Cut { announced } => errors.push(DecodeError::Truncated {
+                layer: "DNS message",
+                detail: format!(
+                    "a {announced}-byte DNS-over-TCP message lost bytes the kernel did not copy"
+                ),
+            }),
         }
     }
-    match first_error {
-        Some(error) if events.is_empty() => Err(error),
-        _ => Ok(events),
-    }
+    (events, errors)
 }
 
-/// A reassembled (or partly known) UDP datagram from port 53 as an event.
-fn datagram_event(datagram: &fragments::Datagram, meta: PacketMeta) -> Option<DnsEvent> {
-    let (header, dns) = datagram.payload.split_first_chunk::<8>()?;
+/// Reassembled (or partly known) datagrams as events, and the errors of
+/// those from or to port 53 that did not decode.
+fn datagram_events(
+    datagrams: &[fragments::Datagram],
+    meta: PacketMeta,
+) -> (Vec<DnsEvent>, Vec<DecodeError>) {
+    let mut events = Vec::new();
+    let mut errors = Vec::new();
+    for datagram in datagrams {
+        match datagram_event(datagram, meta) {
+            Ok(Some(event)) => events.push(event),
+            Ok(None) => {}
+            Err(error) => errors.push(error),
+        }
+    }
+    (events, errors)
+}
+
+/// A reassembled (or partly known) UDP datagram from port 53 as an event;
+/// None when it is not DNS.
+fn datagram_event(
+    datagram: &fragments::Datagram,
+    meta: PacketMeta,
+) -> Result<Option<DnsEvent>, DecodeError> {
+    let Some((header, dns)) = datagram.payload.split_first_chunk::<8>() else {
+        return Ok(None);
+    };
     let source_port = u16::from_be_bytes([header[0], header[1]]);
     let destination_port = u16::from_be_bytes([header[2], header[3]]);
     if source_port != DNS_PORT && destination_port != DNS_PORT {
-        return None;
+        return Ok(None);
     }
     // A datagram missing fragments is read as far as its bytes go.
-    let parsed = decode::read_message(dns, !datagram.complete)?;
+    let parsed = decode::udp_message(dns, !datagram.complete)?;
     let mut event = event(
         SocketAddr::new(datagram.key.source, source_port),
         SocketAddr::new(datagram.key.destination, destination_port),
@@ -296,7 +335,7 @@ fn datagram_event(datagram: &fragments::Datagram, meta: PacketMeta) -> Option<Dn
     event.timestamp = datagram.first_seen;
     event.truncated = !datagram.complete;
     event.fragmented = true;
-    Some(event)
+    Ok(Some(event))
 }
 
 fn event(

@@ -5,13 +5,19 @@
 //! Pure: time arrives with each segment. Handles several messages in one
 //! segment, one message over several segments, segments out of order and
 //! retransmitted or overlapping (of two copies with the same start, the one
-//! that arrived first is kept; bytes already framed are never framed again). Bounded: a flow buffers at
+//! that arrived first is kept; bytes already framed are never framed again).
+//! A flow starts at its SYN when the SYN is seen (a capture; the kernel
+//! copies a SYN only when it carries data, TCP Fast Open), else at the first
+//! segment seen. Bounded: a flow buffers at
 //! most [`Limits::flow_window`] bytes ahead of what it has framed; all
 //! flows together at most [`Limits::total_bytes`], and at most
 //! [`Limits::flows`] flows — beyond that the least recently active flow is
 //! dropped and counted. Flows end on RST, on FIN once every byte before it
 //! was framed, or after [`Limits::idle`] without a segment (the kernel
-//! copies only segments with payload, so a bare FIN is never seen).
+//! copies only segments with payload, so a bare FIN is never seen). An
+//! ended flow is remembered for [`Limits::idle`] (at most [`Limits::flows`]
+//! of them), so that a retransmission after its FIN or RST is dropped, not
+//! framed again as a new stream.
 //!
 //! The kernel copies at most the first 1360 bytes of a packet: the rest of
 //! a longer segment is a gap the reassembler knows about (`wire_len`). A gap
@@ -33,9 +39,11 @@ pub struct FlowKey {
     pub socket_cookie: u64,
 }
 
-/// One captured TCP segment with payload.
+/// One captured TCP segment (with payload, or a bare SYN, ACK or FIN).
 #[derive(Debug, Clone, Copy)]
 pub struct Segment<'a> {
+    /// Sequence number of the first payload byte: a SYN's own number plus
+    /// one, since the SYN takes one.
     pub seq: u32,
     /// The payload bytes captured (a prefix of the segment's payload).
     pub payload: &'a [u8],
@@ -94,6 +102,8 @@ pub struct TcpStats {
     pub flows_evicted: u64,
     pub flows_expired: u64,
     pub flows_closed: u64,
+    /// Segments of an ended flow that repeated bytes it had framed.
+    pub retransmits_after_end: u64,
     /// Payload bytes not kept: beyond a flow's window, on a given-up flow,
     /// or in an evicted flow's buffers.
     pub bytes_dropped: u64,
@@ -144,6 +154,17 @@ pub struct TcpReassembler {
     stamp: u64,
     total_bytes: usize,
     stats: TcpStats,
+    /// Ended flows: the sequence number just past what each framed.
+    ended: HashMap<FlowKey, Ended>,
+    /// Ended flows in the order they ended, with the stamp they ended with.
+    ended_order: VecDeque<(FlowKey, u64)>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Ended {
+    next_seq: u32,
+    at: SystemTime,
+    stamp: u64,
 }
 
 impl TcpReassembler {
@@ -173,6 +194,10 @@ impl TcpReassembler {
         self.expire(segment.timestamp);
         self.stamp += 1;
         let stamp = self.stamp;
+        if !self.flows.contains_key(&key) && self.repeats_ended(&key, &segment) {
+            self.stats.retransmits_after_end += 1;
+            return Vec::new();
+        }
         let flow = self.flows.entry(key).or_insert_with(|| Flow {
             next: ORIGIN,
             next_seq: segment.seq,
@@ -204,6 +229,23 @@ impl TcpReassembler {
         let after = flow.bytes;
         self.total_bytes = self.total_bytes + after - before;
         if closed {
+            if let Some(flow) = self.flows.get(&key) {
+                let next_seq = flow.next_seq;
+                self.ended.insert(
+                    key,
+                    Ended {
+                        next_seq,
+                        at: segment.timestamp,
+                        stamp,
+                    },
+                );
+                self.ended_order.push_back((key, stamp));
+                if self.ended_order.len() > 2 * self.ended.len() + 64 {
+                    let ended = &self.ended;
+                    self.ended_order
+                        .retain(|(key, stamp)| ended.get(key).is_some_and(|e| e.stamp == *stamp));
+                }
+            }
             self.remove(&key);
             self.stats.flows_closed += 1;
         }
@@ -212,8 +254,37 @@ impl TcpReassembler {
         out
     }
 
-    /// Drops flows idle for longer than [`Limits::idle`] at `now`.
+    /// Whether `segment`, on a flow that ended, only repeats bytes (or the
+    /// FIN) the flow had framed; anything else starts a new stream (the
+    /// 4-tuple reused), and the ended flow is forgotten.
+    fn repeats_ended(&mut self, key: &FlowKey, segment: &Segment<'_>) -> bool {
+        let Some(ended) = self.ended.get(key) else {
+            return false;
+        };
+        let wire_len = segment.wire_len.max(segment.payload.len());
+        let end = segment.seq.wrapping_add(wire_len as u32);
+        let behind = i64::from(ended.next_seq.wrapping_sub(end) as i32);
+        if (0..=self.limits.flow_window as i64).contains(&behind) {
+            return true;
+        }
+        self.ended.remove(key);
+        false
+    }
+
+    /// Drops flows idle for longer than [`Limits::idle`] at `now`, and
+    /// forgets flows that ended longer ago than that.
     pub fn expire(&mut self, now: SystemTime) {
+        while let Some(&(key, stamp)) = self.ended_order.front() {
+            let live = self.ended.get(&key).filter(|ended| ended.stamp == stamp);
+            if let Some(ended) = live {
+                let age = now.duration_since(ended.at).unwrap_or_default();
+                if age <= self.limits.idle && self.ended.len() <= self.limits.flows {
+                    break;
+                }
+                self.ended.remove(&key);
+            }
+            self.ended_order.pop_front();
+        }
         while let Some(&(key, stamp)) = self.activity.front() {
             match self.flows.get(&key) {
                 Some(flow) if flow.stamp == stamp => {

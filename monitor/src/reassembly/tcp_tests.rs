@@ -184,3 +184,60 @@ fn bounds_hold_under_a_flood_of_partial_flows() {
     r.push(key(1), seg(10_000_000, &bytes));
     assert_eq!(r.buffered_bytes(), 1);
 }
+
+#[test]
+fn a_retransmission_after_the_fin_is_not_framed_again() {
+    let mut r = TcpReassembler::default();
+    let bytes = stream(&[(1, 10), (2, 10)]);
+    assert_eq!(messages(&r.push(key(1), seg(100, &bytes[..12]))), [(1, 10)]);
+    let mut last = seg(112, &bytes[12..]);
+    last.fin = true;
+    assert_eq!(messages(&r.push(key(1), last)), [(2, 10)]);
+    assert_eq!(r.flow_count(), 0);
+    // The last segment again, then the first, then a bare FIN: all repeats.
+    assert!(r.push(key(1), last).is_empty());
+    assert!(r.push(key(1), seg(100, &bytes[..12])).is_empty());
+    let mut fin = seg(124, &[]);
+    fin.fin = true;
+    assert!(r.push(key(1), fin).is_empty());
+    assert_eq!(r.flow_count(), 0);
+    assert_eq!(r.stats().retransmits_after_end, 3);
+    assert_eq!(r.stats().messages, 2);
+}
+
+#[test]
+fn a_new_stream_on_an_ended_flows_ends_is_framed() {
+    let mut r = TcpReassembler::default();
+    let first = stream(&[(1, 10)]);
+    let mut rst = seg(100, &first);
+    rst.rst = true;
+    assert_eq!(messages(&r.push(key(1), rst)), [(1, 10)]);
+    // The 4-tuple reused with another initial sequence number.
+    let second = stream(&[(2, 10)]);
+    assert_eq!(messages(&r.push(key(1), seg(900_000, &second))), [(2, 10)]);
+    // Forgotten once idle: a repeat of the first stream is a stream again.
+    let mut r = TcpReassembler::default();
+    let mut fin = seg(100, &first);
+    fin.fin = true;
+    assert_eq!(messages(&r.push(key(1), fin)), [(1, 10)]);
+    let mut late = seg(100, &first);
+    late.timestamp = at(100);
+    assert_eq!(messages(&r.push(key(1), late)), [(1, 10)]);
+}
+
+#[test]
+fn ended_flows_are_bounded() {
+    let limits = Limits {
+        flows: 50,
+        ..Limits::default()
+    };
+    let mut r = TcpReassembler::new(limits);
+    let bytes = stream(&[(1, 4)]);
+    for cookie in 0..10_000 {
+        let mut fin = seg(7, &bytes);
+        fin.fin = true;
+        assert_eq!(messages(&r.push(key(cookie), fin)), [(1, 4)]);
+        assert!(r.ended.len() <= 51);
+        assert!(r.ended_order.len() <= 2 * 51 + 64);
+    }
+}

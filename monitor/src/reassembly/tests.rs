@@ -20,6 +20,15 @@ fn tcp_segment(seq: u32, payload: &[u8], fin: bool) -> Vec<u8> {
     bytes
 }
 
+fn tcp_syn(seq: u32, payload: &[u8]) -> Vec<u8> {
+    let builder = PacketBuilder::ipv4(RESOLVER, CLIENT, 64)
+        .tcp(53, 40000, seq, 64240)
+        .syn();
+    let mut bytes = Vec::new();
+    builder.write(&mut bytes, payload).unwrap();
+    bytes
+}
+
 fn framed(message: &hickory_proto::op::Message) -> Vec<u8> {
     let body = message.to_vec().unwrap();
     let mut bytes = (body.len() as u16).to_be_bytes().to_vec();
@@ -115,6 +124,49 @@ fn tcp_two_messages_in_one_segment_and_out_of_order() {
             .unwrap()
             .is_empty()
     );
+}
+
+/// What a capture holds: the SYN (its sequence number is the one before
+/// the first data byte), then the data, then the FIN, with repeats.
+#[test]
+fn tcp_messages_after_a_bare_syn_are_framed_from_the_next_sequence_number() {
+    let mut assembler = Assembler::default();
+    let mut bytes = framed(&a_response(4, NAME, &[[203, 0, 113, 9]]));
+    bytes.extend(framed(&a_response(5, NAME, &[[203, 0, 113, 9]])));
+    let isn = u32::MAX; // and the first data byte's number wraps to 0
+    let push = |assembler: &mut Assembler, packet: &[u8]| {
+        let events = assembler.push(packet, ingress(), 0, Hook::Socket).unwrap();
+        events.iter().map(|e| e.message.id()).collect::<Vec<_>>()
+    };
+    assert!(push(&mut assembler, &tcp_syn(isn, &[])).is_empty());
+    // A repeated SYN changes nothing.
+    assert!(push(&mut assembler, &tcp_syn(isn, &[])).is_empty());
+    let first = tcp_segment(isn.wrapping_add(1), &bytes[..10], false);
+    assert!(push(&mut assembler, &first).is_empty());
+    let second = tcp_segment(isn.wrapping_add(11), &bytes[10..], false);
+    assert_eq!(push(&mut assembler, &second), [4, 5]);
+    assert!(push(&mut assembler, &second).is_empty(), "retransmitted");
+    let fin = tcp_segment(isn.wrapping_add(1 + bytes.len() as u32), &[], true);
+    assert!(push(&mut assembler, &fin).is_empty());
+    assert!(push(&mut assembler, &second).is_empty(), "after the FIN");
+    assert_eq!(assembler.stats().tcp.messages, 2);
+}
+
+/// The daemon's path: the kernel copies only segments with payload, so the
+/// one SYN it sees carries data (TCP Fast Open) — which starts after the
+/// SYN's own sequence number.
+#[test]
+fn tcp_fast_open_data_in_the_syn_is_framed_with_what_follows() {
+    let mut assembler = Assembler::default();
+    let first = framed(&query(8, NAME));
+    let second = framed(&query(9, NAME));
+    let syn = tcp_syn(1000, &first);
+    let events = assembler.push(&syn, ingress(), 3, Hook::Socket).unwrap();
+    assert_eq!(events.len(), 1);
+    let next = tcp_segment(1001 + first.len() as u32, &second, false);
+    let events = assembler.push(&next, ingress(), 3, Hook::Socket).unwrap();
+    let ids: Vec<u16> = events.iter().map(|e| e.message.id()).collect();
+    assert_eq!(ids, [9]);
 }
 
 #[test]
@@ -271,4 +323,43 @@ fn ipv6_extension_header_longer_than_the_packet_is_not_read_past() {
         super::ipv6_fragment(&fragmented),
         Some((0x0508, true, 0xdead_beef))
     );
+}
+
+/// Each message that does not decode is counted, also beside one that does
+/// and inside a reassembled datagram.
+#[test]
+fn every_undecodable_message_is_counted() {
+    let mut assembler = Assembler::default();
+    let garbage = [0u8, 5, 0xff, 0xff, 0xff, 0xff, 0xff];
+    let mut bytes = garbage.to_vec();
+    bytes.extend(framed(&a_response(4, NAME, &[[203, 0, 113, 9]])));
+    bytes.extend(garbage);
+    let events = assembler
+        .push(&tcp_segment(1, &bytes, false), ingress(), 0, Hook::Socket)
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(assembler.stats().malformed, 2);
+    // A datagram in two fragments whose DNS message is shorter than a
+    // header.
+    let mut datagram = udp_datagram(&a_response(5, NAME, &[[203, 0, 113, 9]]));
+    datagram.truncate(8 + 8);
+    datagram[4..6].copy_from_slice(&16u16.to_be_bytes());
+    for (offset, more, part) in [(0, true, &datagram[..8]), (8, false, &datagram[8..])] {
+        let packet = ipv4_fragment(9, offset, more, part);
+        let events = assembler
+            .push(&packet, ingress(), 0, Hook::Interface)
+            .unwrap();
+        assert!(events.is_empty());
+    }
+    assert_eq!(assembler.stats().malformed, 3);
+    // A plain datagram that does not parse; traffic that is not DNS is not
+    // malformed.
+    let packet = ipv4_fragment(2, 0, false, &datagram);
+    assert!(assembler.push(&packet, ingress(), 0, Hook::Socket).is_err());
+    assert_eq!(assembler.stats().malformed, 4);
+    let mut not_dns = datagram.clone();
+    not_dns[..4].copy_from_slice(&[0x30, 0x39, 0x30, 0x39]);
+    let packet = ipv4_fragment(3, 0, false, &not_dns);
+    assert!(assembler.push(&packet, ingress(), 0, Hook::Socket).is_err());
+    assert_eq!(assembler.stats().malformed, 4);
 }

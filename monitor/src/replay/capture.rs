@@ -1,13 +1,21 @@
-//! pcap and pcapng files → frames (link-layer bytes with their link type and
-//! timestamp), with the byte offset of every record so that a cut or corrupt
-//! file is reported where it goes wrong.
+//! pcap and pcapng captures → frames (link-layer bytes with their link type
+//! and timestamp), with the byte offset of every record so that a cut or
+//! corrupt file is reported where it goes wrong.
+//!
+//! The input is streamed ([`Source`]): any `Read` (a file, a pipe, a
+//! device) is read a record at a time into a buffer that holds at most one
+//! record, and never past a byte limit, so neither `/dev/zero` nor a huge
+//! file can make replay hold more than a few hundred KiB.
 //!
 //! pcap-file's slice parsers do the format work. Two things are done here
 //! instead: pcap records are read raw, because pcap-file refuses a record
 //! whose original length exceeds the snapshot length (every capture taken
 //! with `-s`); and pcapng timestamps are scaled by the interface's
 //! `if_tsresol`, which pcap-file leaves to the caller.
-use std::time::{Duration, SystemTime};
+use std::{
+    io::{ErrorKind, Read},
+    time::{Duration, SystemTime},
+};
 
 use pcap_file::{
     Endianness, PcapError, TsResolution,
@@ -34,10 +42,9 @@ pub struct Frame<'a> {
     pub truncated: bool,
 }
 
-/// Reads frames from a whole capture file held in memory.
-pub struct CaptureReader<'a> {
-    file: &'a [u8],
-    rest: &'a [u8],
+/// Reads frames from a capture, streamed from any reader.
+pub struct CaptureReader<R> {
+    source: Source<R>,
     format: Format,
     /// Timestamp of the last frame, for pcapng simple packets (they have none).
     last_timestamp: SystemTime,
@@ -58,34 +65,70 @@ const PCAPNG_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
 /// pcap file header and record header sizes.
 const PCAP_HEADER_LEN: usize = 24;
 const PCAP_RECORD_HEADER_LEN: usize = 16;
+/// The smallest pcapng block: type, length, trailing length.
+const PCAPNG_MIN_BLOCK: usize = 12;
+/// Interface description blocks believed in one section (pcap-file keeps
+/// them all).
+const MAX_INTERFACES: usize = 4096;
 
-impl<'a> CaptureReader<'a> {
+/// What a parse of the bytes at the read position came to.
+enum Step<T> {
+    /// `consumed` bytes made `T`.
+    Done(usize, T),
+    /// The record there is `needed` bytes long; more must be read.
+    Need {
+        needed: usize,
+        what: &'static str,
+    },
+    Fail(CaptureError),
+}
+
+/// A frame's place in its record, and what is known of it.
+struct FrameAt {
+    data: std::ops::Range<usize>,
+    timestamp: SystemTime,
+    link_type: u32,
+    truncated: bool,
+}
+
+impl<R: Read> CaptureReader<R> {
     /// Recognizes the format by its magic number and reads the file header.
-    pub fn new(file: &'a [u8]) -> Result<CaptureReader<'a>, CaptureError> {
-        let Some(magic) = file.first_chunk::<4>() else {
-            return Err(CaptureError::TooShort { len: file.len() });
+    /// At most `limit` bytes of `input` are read; more is an error.
+    pub fn new(input: R, limit: u64) -> Result<CaptureReader<R>, CaptureError> {
+        let mut source = Source::new(input, limit);
+        source.fill(4)?;
+        let Some(magic) = source.available().first_chunk::<4>().copied() else {
+            return Err(CaptureError::TooShort {
+                len: source.available().len(),
+            });
         };
-        let (rest, format) = if PCAP_MAGICS.contains(magic) {
-            let (rest, parser) = PcapParser::new(file).map_err(|e| match e {
-                PcapError::IncompleteBuffer => CaptureError::Truncated {
-                    offset: 0,
-                    what: "pcap file header".into(),
-                    needed: PCAP_HEADER_LEN,
-                    present: file.len(),
-                },
-                e => corrupt(0, "pcap file header", &e),
-            })?;
-            (rest, Format::Pcap(parser))
-        } else if *magic == PCAPNG_MAGIC {
-            let (rest, parser) = PcapNgParser::new(file)
-                .map_err(|e| block_error(file, 0, Endianness::Big, "section header block", e))?;
-            (rest, Format::PcapNg(parser))
+        let format = if PCAP_MAGICS.contains(&magic) {
+            Format::Pcap(
+                source
+                    .parse(|bytes, _| match PcapParser::new(bytes) {
+                        Ok((rest, parser)) => Step::Done(bytes.len() - rest.len(), parser),
+                        Err(PcapError::IncompleteBuffer) => Step::Need {
+                            needed: PCAP_HEADER_LEN,
+                            what: "pcap file header",
+                        },
+                        Err(e) => Step::Fail(corrupt(0, "pcap file header", &e)),
+                    })?
+                    .1,
+            )
+        } else if magic == PCAPNG_MAGIC {
+            Format::PcapNg(
+                source
+                    .parse(|bytes, _| match PcapNgParser::new(bytes) {
+                        Ok((rest, parser)) => Step::Done(bytes.len() - rest.len(), parser),
+                        Err(e) => block_error(bytes, 0, Endianness::Big, "section header block", e),
+                    })?
+                    .1,
+            )
         } else {
-            return Err(CaptureError::UnknownFormat { magic: *magic });
+            return Err(CaptureError::UnknownFormat { magic });
         };
         Ok(CaptureReader {
-            file,
-            rest,
+            source,
             format,
             last_timestamp: SystemTime::UNIX_EPOCH,
         })
@@ -93,122 +136,282 @@ impl<'a> CaptureReader<'a> {
 
     /// Byte offset of the next record.
     pub fn offset(&self) -> usize {
-        self.file.len() - self.rest.len()
+        self.source.offset()
     }
 
     /// The next frame; `None` at the end of the file. Blocks that carry no
     /// packet (statistics, name resolution, new sections) are stepped over.
-    pub fn next_frame(&mut self) -> Option<Result<Frame<'a>, CaptureError>> {
+    pub fn next_frame(&mut self) -> Option<Result<Frame<'_>, CaptureError>> {
         loop {
-            if self.rest.is_empty() {
+            if let Err(error) = self.source.fill(1) {
+                return Some(Err(self.stop(error)));
+            }
+            if self.source.available().is_empty() {
                 return None;
             }
-            let offset = self.offset();
-            let result = match &mut self.format {
-                Format::Pcap(parser) => pcap_record(parser.header(), self.rest, offset),
-                Format::PcapNg(parser) => {
-                    pcapng_block(parser, self.rest, offset, self.last_timestamp)
+            let last_timestamp = self.last_timestamp;
+            let format = &mut self.format;
+            let parsed = self.source.parse(|bytes, offset| match format {
+                Format::Pcap(parser) => pcap_record(parser.header(), bytes, offset),
+                Format::PcapNg(parser) => pcapng_block(parser, bytes, offset, last_timestamp),
+            });
+            let (start, frame) = match parsed {
+                Ok(parsed) => parsed,
+                Err(error) => return Some(Err(self.stop(error))),
+            };
+            if let Some(frame) = frame {
+                self.last_timestamp = frame.timestamp;
+                let data = self
+                    .source
+                    .buf
+                    .get(start + frame.data.start..start + frame.data.end);
+                return Some(Ok(Frame {
+                    offset: self.source.base + start,
+                    timestamp: frame.timestamp,
+                    link_type: frame.link_type,
+                    data: data.unwrap_or_default(),
+                    truncated: frame.truncated,
+                }));
+            }
+        }
+    }
+
+    /// Nothing after a broken record can be trusted to be aligned: reading
+    /// stops here.
+    fn stop(&mut self, error: CaptureError) -> CaptureError {
+        self.source.finished = true;
+        self.source.pos = self.source.end;
+        error
+    }
+}
+
+/// The input, read into a buffer that holds the record being parsed.
+struct Source<R> {
+    input: R,
+    /// Bytes read are `buf[..end]`; the rest is room for the next read.
+    buf: Vec<u8>,
+    end: usize,
+    /// Start of the bytes not yet parsed, in `buf`.
+    pos: usize,
+    /// File offset of `buf[0]`.
+    base: usize,
+    /// The input ended, or reading was stopped.
+    finished: bool,
+    /// Bytes read so far, and the most that may be.
+    read: u64,
+    limit: u64,
+}
+
+/// Bytes asked of the input per read.
+const READ_CHUNK: usize = 64 * 1024;
+
+impl<R: Read> Source<R> {
+    fn new(input: R, limit: u64) -> Source<R> {
+        Source {
+            input,
+            buf: Vec::new(),
+            end: 0,
+            pos: 0,
+            base: 0,
+            finished: false,
+            read: 0,
+            limit,
+        }
+    }
+
+    fn offset(&self) -> usize {
+        self.base + self.pos
+    }
+
+    fn available(&self) -> &[u8] {
+        self.buf.get(self.pos..self.end).unwrap_or_default()
+    }
+
+    /// Reads until `want` bytes are buffered past the read position or the
+    /// input ends.
+    fn fill(&mut self, want: usize) -> Result<(), CaptureError> {
+        if self.available().len() >= want || self.finished {
+            return Ok(());
+        }
+        // Only the unparsed rest moves: at most one record.
+        self.buf.copy_within(self.pos..self.end, 0);
+        self.end -= self.pos;
+        self.base += self.pos;
+        self.pos = 0;
+        while self.end < want && !self.finished {
+            let room = self.limit.saturating_sub(self.read);
+            // At the limit, one byte more says whether the input goes on.
+            let chunk = usize::try_from(room)
+                .unwrap_or(usize::MAX)
+                .clamp(1, READ_CHUNK.max(want - self.end));
+            let len = self.end;
+            if self.buf.len() < len + chunk {
+                self.buf.resize(len + chunk, 0);
+            }
+            let got = match self.input.read(&mut self.buf[len..len + chunk]) {
+                Ok(0) => {
+                    self.finished = true;
+                    0
+                }
+                Ok(got) => got,
+                Err(e) if e.kind() == ErrorKind::Interrupted => 0,
+                Err(e) => {
+                    return Err(CaptureError::Read {
+                        offset: self.base + len,
+                        detail: e.to_string(),
+                    });
                 }
             };
-            match result {
-                Ok((rest, frame)) => {
-                    self.rest = rest;
-                    if let Some(frame) = frame {
-                        self.last_timestamp = frame.timestamp;
-                        return Some(Ok(frame));
+            self.end += got;
+            self.read += got as u64;
+            if self.read > self.limit {
+                self.finished = true;
+                return Err(CaptureError::TooLarge { limit: self.limit });
+            }
+        }
+        Ok(())
+    }
+
+    /// Parses at the read position, reading more while the record there is
+    /// not whole; on success the record's bytes are consumed and its start
+    /// in `buf` is returned with the result.
+    fn parse<T>(
+        &mut self,
+        mut parse: impl FnMut(&[u8], usize) -> Step<T>,
+    ) -> Result<(usize, T), CaptureError> {
+        loop {
+            let offset = self.offset();
+            match parse(self.available(), offset) {
+                Step::Done(consumed, value) => {
+                    let start = self.pos;
+                    self.pos += consumed;
+                    return Ok((start, value));
+                }
+                Step::Need { needed, what } => {
+                    let present = self.available().len();
+                    if present >= needed {
+                        return Err(CaptureError::Corrupt {
+                            offset,
+                            what: what.into(),
+                            detail: format!("unreadable in its {needed} bytes"),
+                        });
                     }
+                    if self.finished {
+                        return Err(CaptureError::Truncated {
+                            offset,
+                            what: what.into(),
+                            needed,
+                            present,
+                        });
+                    }
+                    self.fill(needed)?;
                 }
-                Err(error) => {
-                    // Nothing after a broken record can be trusted to be
-                    // aligned: stop here.
-                    self.rest = &[];
-                    return Some(Err(error));
-                }
+                Step::Fail(error) => return Err(error),
             }
         }
     }
 }
 
-fn pcap_record<'a>(
-    header: PcapHeader,
-    rest: &'a [u8],
-    offset: usize,
-) -> Result<(&'a [u8], Option<Frame<'a>>), CaptureError> {
-    let read_u32 = |bytes: &[u8]| {
-        let bytes = [bytes[0], bytes[1], bytes[2], bytes[3]];
-        match header.endianness {
-            Endianness::Big => u32::from_be_bytes(bytes),
-            Endianness::Little => u32::from_le_bytes(bytes),
-        }
+impl<T> CaptureReader<T> {
+    #[cfg(test)]
+    fn buffered(&self) -> usize {
+        self.source.buf.capacity()
+    }
+}
+
+fn pcap_record(header: PcapHeader, rest: &[u8], offset: usize) -> Step<Option<FrameAt>> {
+    let read_u32 = |bytes: [u8; 4]| match header.endianness {
+        Endianness::Big => u32::from_be_bytes(bytes),
+        Endianness::Little => u32::from_le_bytes(bytes),
     };
-    let Some(record_header) = rest.get(..PCAP_RECORD_HEADER_LEN) else {
-        return Err(CaptureError::Truncated {
-            offset,
-            what: "packet record header".into(),
+    let Some(record_header) = rest.first_chunk::<PCAP_RECORD_HEADER_LEN>() else {
+        return Step::Need {
             needed: PCAP_RECORD_HEADER_LEN,
-            present: rest.len(),
-        });
+            what: "packet record header",
+        };
     };
-    let (ts_sec, ts_frac) = (read_u32(&record_header[0..]), read_u32(&record_header[4..]));
-    let (incl_len, orig_len) = (
-        read_u32(&record_header[8..]),
-        read_u32(&record_header[12..]),
-    );
+    let field = |i: usize| {
+        let bytes = [
+            record_header[i],
+            record_header[i + 1],
+            record_header[i + 2],
+            record_header[i + 3],
+        ];
+        read_u32(bytes)
+    };
+    let (ts_sec, ts_frac, incl_len, orig_len) = (field(0), field(4), field(8), field(12));
     // A record longer than the snapshot length is a corrupt length field,
     // whatever follows it; only a plausible length is a cut file.
-    let limit = header.snaplen.max(MAX_SNAPLEN);
+    let limit = header.snaplen.clamp(MAX_SNAPLEN, MAX_RECORD);
     if incl_len > limit {
-        return Err(CaptureError::RecordTooLong {
+        return Step::Fail(CaptureError::RecordTooLong {
             offset,
             len: u64::from(incl_len),
             limit,
         });
     }
-    let len = incl_len as usize;
-    let Some(data) = rest[PCAP_RECORD_HEADER_LEN..].get(..len) else {
-        return Err(CaptureError::Truncated {
+    if incl_len == 0 && orig_len == 0 {
+        // No packet is empty on the wire: zeros where a record should be (a
+        // hole in a sparse file, a device of zeros).
+        return Step::Fail(CaptureError::Corrupt {
             offset,
             what: "packet record".into(),
-            needed: PCAP_RECORD_HEADER_LEN + len,
-            present: rest.len(),
+            detail: "a record of no bytes of a packet of no bytes".into(),
         });
-    };
+    }
+    let len = incl_len as usize;
+    if rest.len() < PCAP_RECORD_HEADER_LEN + len {
+        return Step::Need {
+            needed: PCAP_RECORD_HEADER_LEN + len,
+            what: "packet record",
+        };
+    }
     let nanos = match header.ts_resolution {
         TsResolution::MicroSecond => u64::from(ts_frac) * 1_000,
         TsResolution::NanoSecond => u64::from(ts_frac),
     };
     if nanos >= 1_000_000_000 {
-        return Err(CaptureError::Corrupt {
+        return Step::Fail(CaptureError::Corrupt {
             offset,
             what: "packet record".into(),
             detail: format!("timestamp fraction {ts_frac} is a second or more"),
         });
     }
-    let timestamp = epoch_plus(Duration::new(u64::from(ts_sec), nanos as u32));
-    let frame = Frame {
-        offset,
-        timestamp,
+    let frame = FrameAt {
+        data: PCAP_RECORD_HEADER_LEN..PCAP_RECORD_HEADER_LEN + len,
+        timestamp: epoch_plus(Duration::new(u64::from(ts_sec), nanos as u32)),
         link_type: u32::from(header.datalink),
-        data,
         truncated: incl_len < orig_len,
     };
-    Ok((&rest[PCAP_RECORD_HEADER_LEN + len..], Some(frame)))
+    Step::Done(PCAP_RECORD_HEADER_LEN + len, Some(frame))
 }
 
 /// The largest snapshot length tcpdump and Wireshark use; a file header
 /// announcing less still gets this much slack.
 const MAX_SNAPLEN: u32 = 262_144;
+/// The largest pcap record believed whatever the file header says, so that
+/// one record never costs more memory than this.
+const MAX_RECORD: u32 = 16 << 20;
 
-fn pcapng_block<'a>(
+fn pcapng_block(
     parser: &mut PcapNgParser,
-    rest: &'a [u8],
+    bytes: &[u8],
     offset: usize,
     last_timestamp: SystemTime,
-) -> Result<(&'a [u8], Option<Frame<'a>>), CaptureError> {
+) -> Step<Option<FrameAt>> {
     let endianness = parser.section().endianness;
-    let (rest, block) = parser
-        .next_block(rest)
-        .map_err(|e| block_error(rest, offset, endianness, "block", e))?;
+    let (rest, block) = match parser.next_block(bytes) {
+        Ok(parsed) => parsed,
+        Err(e) => return block_error(bytes, offset, endianness, "block", e),
+    };
+    let consumed = bytes.len() - rest.len();
+    if parser.interfaces().len() > MAX_INTERFACES {
+        return Step::Fail(CaptureError::Corrupt {
+            offset,
+            what: "interface description block".into(),
+            detail: format!("more than {MAX_INTERFACES} interfaces in one section"),
+        });
+    }
     let (interface_id, raw_timestamp, data, original_len) = match block {
         Block::EnhancedPacket(epb) => (
             epb.interface_id,
@@ -219,39 +422,40 @@ fn pcapng_block<'a>(
             epb.original_len,
         ),
         Block::SimplePacket(spb) => (0, None, spb.data, spb.original_len),
-        _ => return Ok((rest, None)),
+        _ => return Step::Done(consumed, None),
     };
     let Some(interface) = parser.interfaces().get(interface_id as usize) else {
-        return Err(CaptureError::UnknownInterface {
+        return Step::Fail(CaptureError::UnknownInterface {
             offset,
             interface: interface_id,
         });
     };
-    let data: &'a [u8] = match data {
-        std::borrow::Cow::Borrowed(data) => data,
-        // pcap-file borrows packet data from the input slice.
-        std::borrow::Cow::Owned(_) => {
-            return Err(CaptureError::Corrupt {
-                offset,
-                what: "packet block".into(),
-                detail: "packet data not in the file".into(),
-            });
+    // pcap-file borrows packet data from the input; its place in the block
+    // is where the borrow points.
+    let start = match &data {
+        std::borrow::Cow::Borrowed(data) => {
+            (data.as_ptr() as usize).checked_sub(bytes.as_ptr() as usize)
         }
+        std::borrow::Cow::Owned(_) => None,
+    };
+    let Some(start) = start.filter(|start| start + data.len() <= consumed) else {
+        return Step::Fail(CaptureError::Corrupt {
+            offset,
+            what: "packet block".into(),
+            detail: "packet data not in the block".into(),
+        });
     };
     let timestamp = match raw_timestamp {
         Some(units) => epoch_plus(scale(units, ts_resolution(interface))),
         None => last_timestamp,
     };
-    Ok((
-        rest,
-        Some(Frame {
-            offset,
-            timestamp,
-            link_type: u32::from(interface.linktype),
-            data,
-            truncated: (data.len() as u64) < u64::from(original_len),
-        }),
-    ))
+    let frame = FrameAt {
+        data: start..start + data.len(),
+        timestamp,
+        link_type: u32::from(interface.linktype),
+        truncated: (data.len() as u64) < u64::from(original_len),
+    };
+    Step::Done(consumed, Some(frame))
 }
 
 /// `if_tsresol`: units of 10^-n seconds, or 2^-n with the top bit set;
@@ -301,46 +505,57 @@ fn corrupt(offset: usize, what: &str, error: &PcapError) -> CaptureError {
     }
 }
 
-/// A pcapng block that did not parse: cut short, too long to be real, or
-/// malformed inside.
-fn block_error(
-    rest: &[u8],
+/// The total length a pcapng block at the start of `bytes` declares, in
+/// the byte order of its section (a section header's own, in the order its
+/// byte-order magic announces).
+fn block_len(bytes: &[u8], endianness: Endianness) -> Option<u32> {
+    let field = *bytes.get(4..8)?.first_chunk::<4>()?;
+    let little = match bytes.first_chunk::<4>() {
+        Some(&PCAPNG_MAGIC) => bytes.get(8..12)? == [0x4d, 0x3c, 0x2b, 0x1a],
+        _ => endianness == Endianness::Little,
+    };
+    Some(if little {
+        u32::from_le_bytes(field)
+    } else {
+        u32::from_be_bytes(field)
+    })
+}
+
+/// A pcapng block that did not parse: not all read yet, too long to be
+/// real, or malformed inside.
+fn block_error<T>(
+    bytes: &[u8],
     offset: usize,
     endianness: Endianness,
-    what: &str,
+    what: &'static str,
     error: PcapError,
-) -> CaptureError {
-    // Block type, then total length (the section header's own length is in
-    // the byte order its magic announces).
-    let block_len = rest.get(4..8).map(|b| {
-        let bytes = [b[0], b[1], b[2], b[3]];
-        let big = u32::from_be_bytes(bytes);
-        let little = u32::from_le_bytes(bytes);
-        match (rest.get(..4) == Some(&PCAPNG_MAGIC[..]), endianness) {
-            (true, _) => match rest.get(8..12) {
-                Some([0x4d, 0x3c, 0x2b, 0x1a]) => little,
-                _ => big,
-            },
-            (false, Endianness::Big) => big,
-            (false, Endianness::Little) => little,
-        }
-    });
-    match (error, block_len) {
-        (PcapError::IncompleteBuffer, Some(len)) if u64::from(len) > MAX_BLOCK_LEN => {
-            CaptureError::RecordTooLong {
-                offset,
-                len: u64::from(len),
-                limit: MAX_BLOCK_LEN as u32,
-            }
-        }
-        (PcapError::IncompleteBuffer, len) => CaptureError::Truncated {
+) -> Step<T> {
+    let PcapError::IncompleteBuffer = error else {
+        return Step::Fail(corrupt(offset, what, &error));
+    };
+    let Some(len) = block_len(bytes, endianness) else {
+        return Step::Need {
+            needed: PCAPNG_MIN_BLOCK,
+            what,
+        };
+    };
+    if u64::from(len) > MAX_BLOCK_LEN {
+        return Step::Fail(CaptureError::RecordTooLong {
+            offset,
+            len: u64::from(len),
+            limit: MAX_BLOCK_LEN as u32,
+        });
+    }
+    let needed = (len as usize).max(PCAPNG_MIN_BLOCK);
+    if bytes.len() >= needed {
+        // The block is all there: pcap-file ran out of bytes inside it.
+        return Step::Fail(CaptureError::Corrupt {
             offset,
             what: what.into(),
-            needed: len.map_or(12, |len| len as usize).max(12),
-            present: rest.len(),
-        },
-        (error, _) => corrupt(offset, what, &error),
+            detail: "a field or option runs past the end of the block".into(),
+        });
     }
+    Step::Need { needed, what }
 }
 
 /// Largest pcapng block believed: a maximal snapshot plus generous options.
@@ -363,5 +578,48 @@ mod tests {
         let _ = scale(u64::MAX, 0xff);
         let far = epoch_plus(scale(u64::MAX, 0));
         assert!(far > SystemTime::UNIX_EPOCH);
+    }
+
+    /// An endless input of zeros, or of valid records, is refused at the
+    /// limit with a buffer of one read.
+    #[test]
+    fn endless_inputs_stop_at_the_limit_with_a_small_buffer() {
+        let zeros = std::io::repeat(0);
+        let error = CaptureReader::new(zeros, 1 << 30).err().unwrap();
+        assert_eq!(error, CaptureError::UnknownFormat { magic: [0; 4] });
+
+        let mut header = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+        header.extend_from_slice(&[0; 8]);
+        header.extend_from_slice(&65_535u32.to_le_bytes());
+        header.extend_from_slice(&1u32.to_le_bytes());
+        let mut record = vec![1, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0];
+        record.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
+        let records = std::io::Read::chain(&header[..], Repeat(record));
+        let mut reader = CaptureReader::new(records, 2 << 20).unwrap();
+        let mut frames = 0u64;
+        let error = loop {
+            match reader.next_frame() {
+                Some(Ok(_)) => frames += 1,
+                Some(Err(error)) => break error,
+                None => panic!("an endless input ended"),
+            }
+        };
+        assert_eq!(error, CaptureError::TooLarge { limit: 2 << 20 });
+        assert!(frames > 100_000, "{frames}");
+        assert!(reader.buffered() <= 2 * READ_CHUNK, "{}", reader.buffered());
+        assert!(reader.next_frame().is_none(), "reading stopped");
+    }
+
+    /// Repeats its bytes forever.
+    struct Repeat(Vec<u8>);
+
+    impl std::io::Read for Repeat {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let len = buf.len().min(self.0.len());
+            buf[..len].copy_from_slice(&self.0[..len]);
+            let turn = len % self.0.len();
+            self.0.rotate_left(turn);
+            Ok(len)
+        }
     }
 }

@@ -14,8 +14,8 @@ pub enum CaptureError {
     UnknownFormat { magic: [u8; 4] },
 
     #[error(
-        "capture truncated at byte offset {offset}: the {what} there needs {needed} bytes, \
-         {present} remain"
+        "capture truncated at offset {offset}: the {what} starting at that byte offset is \
+         {needed} bytes long, the file ends {present} bytes after it"
     )]
     Truncated {
         offset: usize,
@@ -43,9 +43,20 @@ pub enum CaptureError {
     )]
     UnknownInterface { offset: usize, interface: u32 },
 
+    #[error("cannot read the capture at byte offset {offset}: {detail}")]
+    Read { offset: usize, detail: String },
+
+    /// Streams are read only up to a limit, so that a device or an endless
+    /// pipe cannot keep replay running.
     #[error(
-        "unsupported link type {link_type} at byte offset {offset} (replay reads Ethernet 1, \
-         raw IP 101/228/229, Linux cooked 113 and 276)"
+        "capture is longer than the limit of {limit} bytes (at byte offset {limit}); \
+         --max-bytes raises it"
+    )]
+    TooLarge { limit: u64 },
+
+    #[error(
+        "unsupported link type {link_type} at byte offset {offset} (replay reads BSD loopback \
+         0/108, Ethernet 1, raw IP 101/228/229, Linux cooked 113 and 276)"
     )]
     UnsupportedLinkType { offset: usize, link_type: u32 },
 }
@@ -59,7 +70,9 @@ impl CaptureError {
             | CaptureError::RecordTooLong { offset, .. }
             | CaptureError::Corrupt { offset, .. }
             | CaptureError::UnknownInterface { offset, .. }
-            | CaptureError::UnsupportedLinkType { offset, .. } => *offset,
+            | CaptureError::UnsupportedLinkType { offset, .. }
+            | CaptureError::Read { offset, .. } => *offset,
+            CaptureError::TooLarge { limit } => usize::try_from(*limit).unwrap_or(usize::MAX),
         }
     }
 }

@@ -147,3 +147,41 @@ fn an_unsupported_link_type_names_itself_and_the_offset() {
     );
     assert!(err.to_string().contains("byte offset 1234"), "{err}");
 }
+
+#[test]
+fn bsd_loopback_in_either_byte_order_yields_the_ip_packet() {
+    let (v4, v6) = (ipv4(), ipv6());
+    let null = |family: [u8; 4], ip: &[u8]| {
+        let mut frame = family.to_vec();
+        frame.extend_from_slice(ip);
+        frame
+    };
+    // DLT_NULL in the capturing host's byte order: little-endian (x86) and
+    // big-endian; AF_INET6 as Linux, the BSDs and macOS number it.
+    for family in [[2, 0, 0, 0], [0, 0, 0, 2]] {
+        let frame = null(family, &v4);
+        assert_eq!(ip_of(LINKTYPE_NULL, &frame), Payload::Ip(&v4[..]));
+    }
+    for af in [10u32, 24, 28, 30] {
+        for family in [af.to_le_bytes(), af.to_be_bytes()] {
+            let frame = null(family, &v6);
+            assert_eq!(ip_of(LINKTYPE_NULL, &frame), Payload::Ip(&v6[..]), "{af}");
+        }
+    }
+    // LOOP is always big-endian.
+    let frame = null([0, 0, 0, 2], &v4);
+    assert_eq!(ip_of(LINKTYPE_LOOP, &frame), Payload::Ip(&v4[..]));
+    let frame = null([2, 0, 0, 0], &v4);
+    assert_eq!(ip_of(LINKTYPE_LOOP, &frame), Payload::Other);
+    // Another family, a family that disagrees with the packet, no packet.
+    assert_eq!(
+        ip_of(LINKTYPE_NULL, &null([7, 0, 0, 0], &v4)),
+        Payload::Other
+    );
+    assert_eq!(
+        ip_of(LINKTYPE_NULL, &null([2, 0, 0, 0], &v6)),
+        Payload::Other
+    );
+    assert_eq!(ip_of(LINKTYPE_NULL, &[2, 0, 0, 0]), Payload::Short);
+    assert_eq!(ip_of(LINKTYPE_NULL, &[2, 0]), Payload::Short);
+}

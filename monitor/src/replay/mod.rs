@@ -26,6 +26,7 @@
 mod capture;
 mod error;
 mod link;
+mod tunnel;
 
 use std::{collections::BTreeSet, net::SocketAddr, time::SystemTime};
 
@@ -37,7 +38,7 @@ pub use link::{Payload, SUPPORTED as SUPPORTED_LINK_TYPES, ip_payload};
 
 use crate::{
     alert::{
-        Alert,
+        Alert, Rule,
         fold::{self, Folder},
     },
     config::Config,
@@ -56,12 +57,15 @@ pub struct Summary {
     pub dns_messages: u64,
     /// TCP SYNs to a watched port, checked as connects.
     pub connects: u64,
-    /// Detections, before folding.
+    /// Detections, before folding: each rule an event raised, once (a
+    /// response whose CNAME chain passes through two configured names is
+    /// one detection).
     pub alerts: u64,
     /// Alert lines handed to the writer (summaries of folded repeats included).
     pub alert_lines: u64,
-    /// Frames too short for their link header, and DNS traffic that did not
-    /// decode.
+    /// Frames too short for their link or tunnel header, and DNS messages
+    /// that did not decode or decoded only up to a fault (each one, also
+    /// beside one that did).
     pub malformed: u64,
 }
 
@@ -87,12 +91,23 @@ pub struct Outcome {
     pub error: Option<CaptureError>,
 }
 
-/// Replays a whole capture file (its bytes) against `config`; each alert
-/// line goes to `emit` as it is decided. Alerts decided before a corrupt
-/// record are still emitted; the error says where reading stopped.
-pub fn replay(capture: &[u8], config: &Config, mut emit: impl FnMut(&Alert)) -> Outcome {
+/// Replays a whole capture file held in memory; see [`replay_from`].
+pub fn replay(capture: &[u8], config: &Config, emit: impl FnMut(&Alert)) -> Outcome {
+    replay_from(capture, u64::MAX, config, emit)
+}
+
+/// Replays the capture `input` streams (at most `limit` bytes of it)
+/// against `config`; each alert line goes to `emit` as it is decided.
+/// Alerts decided before a corrupt record are still emitted; the error says
+/// where reading stopped.
+pub fn replay_from(
+    input: impl std::io::Read,
+    limit: u64,
+    config: &Config,
+    mut emit: impl FnMut(&Alert),
+) -> Outcome {
     let mut replayer = Replayer::new(config);
-    let mut reader = match CaptureReader::new(capture) {
+    let mut reader = match CaptureReader::new(input, limit) {
         Ok(reader) => reader,
         Err(error) => {
             return Outcome {
@@ -111,17 +126,15 @@ pub fn replay(capture: &[u8], config: &Config, mut emit: impl FnMut(&Alert)) -> 
     }
     // Datagrams whose fragments never all arrived, as what is known of them.
     if let Some(last) = replayer.last_timestamp {
+        let malformed = replayer.assembler.stats().malformed;
         let late = replayer
             .assembler
             .expire(last + std::time::Duration::from_secs(3600));
+        replayer.summary.malformed += replayer.assembler.stats().malformed - malformed;
         replayer.summary.dns_messages += late.len() as u64;
+        replayer.summary.malformed += late.iter().filter(|m| m.malformed.is_some()).count() as u64;
         for event in late {
-            for alert in replayer.detector.judge(&Event::Dns(event)) {
-                replayer.summary.alerts += 1;
-                for line in replayer.folder.offer(alert) {
-                    replayer.emit(&line, &mut emit);
-                }
-            }
+            replayer.judge(&Event::Dns(event), &mut emit);
         }
     }
     // Whatever was folded is written, also after an error.
@@ -162,14 +175,18 @@ impl Replayer {
         emit: &mut impl FnMut(&Alert),
     ) -> Result<(), CaptureError> {
         self.summary.packets += 1;
-        let ip = match ip_payload(frame.link_type, frame.data, frame.offset)? {
+        let payload = match ip_payload(frame.link_type, frame.data, frame.offset)? {
+            Payload::Ip(ip) => tunnel::innermost(ip),
+            other => other,
+        };
+        let ip = match payload {
             Payload::Ip(ip) => ip,
             Payload::Other => return Ok(()),
             Payload::Short => {
                 self.summary.malformed += 1;
                 tracing::debug!(
                     offset = frame.offset,
-                    "frame shorter than its link-layer header"
+                    "frame shorter than its link-layer or tunnel header"
                 );
                 return Ok(());
             }
@@ -188,9 +205,14 @@ impl Replayer {
         self.last_timestamp = Some(frame.timestamp);
         // A capture's packets reached the capturing host's stack: judged as
         // delivered, with no socket cookie.
+        let malformed = self.assembler.stats().malformed;
         match self.assembler.push(ip, meta, 0, Hook::Socket) {
             Ok(messages) => {
                 self.summary.dns_messages += messages.len() as u64;
+                // Read as a stub resolver reads it, up to a fault: judged,
+                // and counted as malformed.
+                self.summary.malformed +=
+                    messages.iter().filter(|m| m.malformed.is_some()).count() as u64;
                 events.extend(messages.into_iter().map(Event::Dns));
             }
             // Other traffic, and fragments still waiting for the rest.
@@ -199,23 +221,39 @@ impl Replayer {
                 | DecodeError::UnsupportedProtocol { .. }
                 | DecodeError::Fragment { .. },
             ) => {}
-            Err(error) => {
-                self.summary.malformed += 1;
-                tracing::debug!(offset = frame.offset, "packet not decoded: {error}");
-            }
+            Err(error) => tracing::debug!(offset = frame.offset, "packet not decoded: {error}"),
         }
+        // The assembler counts every message that did not decode, also those
+        // beside one that did.
+        self.summary.malformed += self.assembler.stats().malformed - malformed;
         for event in &events {
-            for alert in self.detector.judge(event) {
-                self.summary.alerts += 1;
-                for line in self.folder.offer(alert) {
-                    self.emit(&line, emit);
-                }
-            }
+            self.judge(event, emit);
         }
         for line in self.folder.tick(frame.timestamp) {
             self.emit(&line, emit);
         }
         Ok(())
+    }
+
+    /// One event through the detector and the folder. The detector raises
+    /// an answer rule once per configured name in a CNAME chain: for one
+    /// database that is one alert, and for the summary one detection per
+    /// rule.
+    fn judge(&mut self, event: &Event, emit: &mut impl FnMut(&Alert)) {
+        let mut raised: Vec<(Rule, Option<String>)> = Vec::new();
+        for alert in self.detector.judge(event) {
+            if !raised.iter().any(|(rule, _)| *rule == alert.rule) {
+                self.summary.alerts += 1;
+            }
+            let key = (alert.rule, alert.database.clone());
+            if raised.contains(&key) {
+                continue;
+            }
+            raised.push(key);
+            for line in self.folder.offer(alert) {
+                self.emit(&line, emit);
+            }
+        }
     }
 
     fn emit(&mut self, alert: &Alert, emit: &mut impl FnMut(&Alert)) {

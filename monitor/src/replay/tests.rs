@@ -216,28 +216,7 @@ fn repeats_are_folded_as_in_the_daemon() {
 
 #[test]
 fn pcapng_timestamps_follow_the_interface_resolution() {
-    let mut writer = PcapNgWriter::new(Vec::new()).unwrap();
-    writer
-        .write_pcapng_block(InterfaceDescriptionBlock {
-            linktype: DataLink::ETHERNET,
-            snaplen: 0,
-            options: vec![InterfaceDescriptionOption::IfTsResol(9)],
-        })
-        .unwrap();
-    for (micros, frame) in attack() {
-        let nanos = (T0 * 1_000_000 + micros) * 1_000;
-        writer
-            .write_pcapng_block(EnhancedPacketBlock {
-                interface_id: 0,
-                // pcap-file writes the raw 64-bit count as given.
-                timestamp: Duration::from_nanos(nanos),
-                original_len: frame.len() as u32,
-                data: Cow::Owned(frame),
-                options: vec![],
-            })
-            .unwrap();
-    }
-    let (outcome, alerts) = run(&writer.into_inner());
+    let (outcome, alerts) = run(&attack_pcapng(9));
     assert_eq!(outcome.error, None);
     let times: Vec<_> = alerts.iter().map(|a| a.timestamp).collect();
     assert_eq!(times, [at(10), at(20)]);
@@ -336,4 +315,216 @@ fn random_corruption_never_panics() {
         }
         let _ = run(&file);
     }
+}
+
+/// Block starts of a little-endian pcapng file, walked by their lengths.
+fn block_starts(file: &[u8]) -> Vec<usize> {
+    let mut starts = Vec::new();
+    let mut at = 0;
+    while at < file.len() {
+        starts.push(at);
+        at += u32::from_le_bytes(file[at + 4..at + 8].try_into().unwrap()) as usize;
+    }
+    starts
+}
+
+/// The attack as pcapng, timestamps in units of 10^-`resolution` s.
+fn attack_pcapng(resolution: u8) -> Vec<u8> {
+    let mut writer = PcapNgWriter::new(Vec::new()).unwrap();
+    writer
+        .write_pcapng_block(InterfaceDescriptionBlock {
+            linktype: DataLink::ETHERNET,
+            snaplen: 0,
+            options: vec![InterfaceDescriptionOption::IfTsResol(resolution)],
+        })
+        .unwrap();
+    for (micros, frame) in attack() {
+        let units = (T0 * 1_000_000 + micros) * 10u64.pow(u32::from(resolution) - 6);
+        writer
+            .write_pcapng_block(EnhancedPacketBlock {
+                interface_id: 0,
+                // pcap-file writes the raw 64-bit count as given.
+                timestamp: Duration::from_nanos(units),
+                original_len: frame.len() as u32,
+                data: Cow::Owned(frame),
+                options: vec![],
+            })
+            .unwrap();
+    }
+    writer.into_inner()
+}
+
+#[test]
+fn a_cut_pcapng_says_truncated_at_the_offset_of_the_cut_block() {
+    let file = attack_pcapng(6);
+    let starts = block_starts(&file);
+    assert_eq!(starts.len(), 4, "section, interface, two packets");
+    for cut in 4..file.len() {
+        let (outcome, alerts) = run(&file[..cut]);
+        if starts.contains(&cut) && cut >= starts[1] {
+            assert_eq!(outcome.error, None, "cut at {cut}, between blocks");
+            continue;
+        }
+        let start = *starts.iter().rfind(|&&start| start <= cut).unwrap();
+        // A section header's length is read in the byte order its magic
+        // (bytes 8 to 12) announces.
+        let known = if start == 0 { 12 } else { 8 };
+        let declared = if cut - start >= known {
+            u32::from_le_bytes(file[start + 4..start + 8].try_into().unwrap()) as usize
+        } else {
+            12
+        };
+        let error = outcome.error.unwrap();
+        assert_eq!(
+            error,
+            CaptureError::Truncated {
+                offset: start,
+                what: if start == 0 {
+                    "section header block"
+                } else {
+                    "block"
+                }
+                .into(),
+                needed: declared,
+                present: cut - start,
+            },
+            "cut at {cut}"
+        );
+        let text = error.to_string();
+        assert!(
+            text.contains(&format!("truncated at offset {start}:")),
+            "cut at {cut}: {text}"
+        );
+        assert_eq!(alerts.len(), usize::from(cut > starts[3]), "cut at {cut}");
+    }
+}
+
+/// A block that is all there but whose option runs out inside it is
+/// corrupt, not cut.
+#[test]
+fn a_whole_pcapng_block_with_a_short_option_is_corrupt_not_truncated() {
+    let mut file = attack_pcapng(6);
+    let idb = block_starts(&file)[1];
+    // if_tsresol (code 9) with a length of 0: pcap-file asks for more bytes.
+    let option = idb + 16;
+    assert_eq!(file[option..option + 2], [9, 0]);
+    file[option + 2..option + 4].copy_from_slice(&0u16.to_le_bytes());
+    let error = run(&file).0.error.unwrap();
+    assert!(
+        matches!(&error, CaptureError::Corrupt { offset, .. } if *offset == idb),
+        "{error}"
+    );
+}
+
+/// Zeros where records should be (a hole in a sparse file) are refused at
+/// the first of them, not read on to the end.
+#[test]
+fn zeros_after_the_file_header_are_corrupt() {
+    let mut file = pcap(&attack());
+    let end = file.len();
+    file.resize(end + 4096, 0);
+    let (outcome, alerts) = run(&file);
+    let error = outcome.error.unwrap();
+    assert!(
+        matches!(&error, CaptureError::Corrupt { offset, .. } if *offset == end),
+        "{error}"
+    );
+    assert_eq!(alerts.len(), 2, "the records before the hole are judged");
+    // pcapng: a block of type 0 and length 0.
+    let mut file = attack_pcapng(6);
+    let end = file.len();
+    file.resize(end + 4096, 0);
+    let error = run(&file).0.error.unwrap();
+    assert!(
+        matches!(&error, CaptureError::Corrupt { offset, .. } if *offset == end),
+        "{error}"
+    );
+}
+
+/// A forged answer for `first` reached through a CNAME to `second`.
+fn chained_response(first: &str, second: &str) -> Vec<u8> {
+    let (first, second) = (
+        Name::from_str(first).unwrap(),
+        Name::from_str(second).unwrap(),
+    );
+    let mut message = Message::new();
+    message
+        .set_id(9)
+        .set_message_type(MessageType::Response)
+        .add_query(Query::query(first.clone(), RecordType::A))
+        .add_answer(Record::from_rdata(
+            first,
+            30,
+            RData::CNAME(hickory_proto::rr::rdata::CNAME(second.clone())),
+        ))
+        .add_answer(Record::from_rdata(second, 30, RData::A(A(FORGED.into()))));
+    message.to_vec().unwrap()
+}
+
+#[test]
+fn a_chain_through_two_configured_names_is_one_detection() {
+    let answer = chained_response("db.lab.test", "db2.lab.test");
+    let frames = vec![(10, ethernet_udp(RESOLVER, CLIENT, (53, 40000), &answer))];
+    for (toml, lines) in [
+        // Both names one database's: one line.
+        (
+            "[[database]]\nname = \"orders\"\nhostnames = [\"db.lab.test\", \"db2.lab.test\"]\npinned = [\"192.0.2.0/24\"]\n",
+            1,
+        ),
+        // Two databases: a line for each, one detection still.
+        (
+            "[[database]]\nname = \"orders\"\nhostnames = [\"db.lab.test\"]\npinned = [\"192.0.2.0/24\"]\n\
+             [[database]]\nname = \"billing\"\nhostnames = [\"db2.lab.test\"]\npinned = [\"192.0.2.0/24\"]\n",
+            2,
+        ),
+    ] {
+        let config = Config::from_toml(toml, None, &HostDefaults::default()).unwrap();
+        let mut alerts = Vec::new();
+        let outcome = replay(&pcap(&frames), &config, |alert| alerts.push(alert.clone()));
+        assert_eq!(outcome.summary.alerts, 1, "{alerts:#?}");
+        assert_eq!(alerts.len(), lines, "{alerts:#?}");
+        assert!(alerts.iter().all(|a| a.rule == Rule::DnsAnswerDiverged));
+        assert!(alerts.iter().all(|a| a.repeats.is_none()), "{alerts:#?}");
+    }
+}
+
+/// Each message that does not decode, or decodes only up to a fault, is
+/// counted; one for a configured hostname is judged and raised.
+#[test]
+fn every_malformed_message_is_counted_and_raised_for_a_configured_name() {
+    let good = response(7, "db.lab.test", PINNED);
+    // Shorter than a DNS header.
+    let garbage = [0xff; 8];
+    // ARCOUNT overstated by one: a stub resolver takes the answer.
+    let mut overstated = response(8, "db.lab.test", PINNED);
+    overstated[11] += 1;
+    // Over TCP: garbage, a good message, garbage, in one segment.
+    let mut stream = Vec::new();
+    for message in [&garbage[..], &good, &garbage] {
+        stream.extend_from_slice(&(message.len() as u16).to_be_bytes());
+        stream.extend_from_slice(message);
+    }
+    let mut tcp = Vec::new();
+    PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .ipv4(RESOLVER, CLIENT, 64)
+        .tcp(53, 40000, 1, 65535)
+        .write(&mut tcp, &stream)
+        .unwrap();
+    let frames = vec![
+        (10, ethernet_udp(RESOLVER, CLIENT, (53, 40000), &garbage)),
+        (20, tcp),
+        // Too short for Ethernet.
+        (30, vec![0; 6]),
+        (40, ethernet_udp(RESOLVER, CLIENT, (53, 40001), &overstated)),
+    ];
+    let (outcome, alerts) = run(&pcap(&frames));
+    assert_eq!(outcome.error, None);
+    assert_eq!(outcome.summary.dns_messages, 2, "{}", outcome.summary);
+    assert_eq!(outcome.summary.malformed, 5, "{}", outcome.summary);
+    let [alert] = &alerts[..] else {
+        panic!("one alert, for the overstated answer: {alerts:#?}");
+    };
+    assert_eq!(alert.rule, Rule::DnsAnswerDiverged);
+    assert!(alert.malformed.is_some(), "{alert:#?}");
+    assert_eq!(alert.timestamp, at(40));
 }
