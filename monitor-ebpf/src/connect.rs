@@ -4,7 +4,7 @@
 use aya_ebpf::{
     helpers::{
         bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
-        bpf_get_current_uid_gid, bpf_ktime_get_coarse_ns, generated::bpf_get_socket_cookie,
+        bpf_get_current_uid_gid, generated::bpf_get_socket_cookie,
     },
     macros::cgroup_sock_addr,
     maps::lpm_trie::Key,
@@ -16,6 +16,7 @@ use pinwatch_common::{
 };
 
 use crate::{
+    clock,
     maps::{EVENTS, PINNED_V4, PINNED_V6, SUBMIT_FLAGS, WATCHED_PORTS, count_loss},
     sockaddr::{self, AF_INET},
 };
@@ -107,7 +108,7 @@ fn report(family: u32, port: u16, daddr: [u8; 16], action: u32, socket_cookie: u
         event.write(ConnectEvent {
             kind: EVENT_KIND_CONNECT,
             family,
-            timestamp_ns: bpf_ktime_get_coarse_ns(),
+            timestamp_ns: clock::now_ns(),
             pid_tgid: bpf_get_current_pid_tgid(),
             uid_gid: bpf_get_current_uid_gid(),
             cgroup_id: bpf_get_current_cgroup_id(),

@@ -2,9 +2,7 @@ use core::mem::MaybeUninit;
 
 use aya_ebpf::{
     bindings::__sk_buff,
-    helpers::generated::{
-        bpf_get_socket_cookie, bpf_ktime_get_coarse_ns, bpf_skb_cgroup_id, bpf_skb_load_bytes,
-    },
+    helpers::generated::{bpf_get_socket_cookie, bpf_skb_cgroup_id, bpf_skb_load_bytes},
     macros::{cgroup_skb, classifier},
     programs::{SkBuffContext, TcContext},
 };
@@ -14,7 +12,7 @@ use pinwatch_common::{
 };
 
 use crate::{
-    db,
+    clock, db,
     maps::{EVENTS, SUBMIT_FLAGS, count_loss},
     tc,
 };
@@ -370,11 +368,10 @@ pub(crate) fn record_packet<const N: usize>(
     captured_len: u32,
     loss_slot: u32,
 ) {
-    // The caller guarantees this; restated where the verifier must see that
-    // the helper's length lies in 1..=N.
     if captured_len == 0 || captured_len > N as u32 {
         return;
     }
+    let copy_len = verifier_len::<N>(captured_len);
     let Some(mut entry) = EVENTS.reserve::<DnsPacketEvent<N>>(0) else {
         count_loss(loss_slot);
         return;
@@ -382,7 +379,7 @@ pub(crate) fn record_packet<const N: usize>(
     let event = entry.as_mut_ptr();
     unsafe {
         let data = core::ptr::addr_of_mut!((*event).data);
-        if bpf_skb_load_bytes(skb.cast(), 0, data.cast(), captured_len) != 0 {
+        if bpf_skb_load_bytes(skb.cast(), 0, data.cast(), copy_len) != 0 {
             entry.discard(0);
             count_loss(loss_slot);
             return;
@@ -391,9 +388,8 @@ pub(crate) fn record_packet<const N: usize>(
             kind,
             flags,
             // Tick resolution (4 ms at HZ=250) is plenty to place a DNS
-            // message in time, and the precise clock costs as much as the
-            // rest of this path in virtual machines.
-            timestamp_ns: bpf_ktime_get_coarse_ns(),
+            // message in time where the kernel has the coarse clock.
+            timestamp_ns: clock::now_ns(),
             cgroup_id: bpf_skb_cgroup_id(skb),
             socket_cookie: bpf_get_socket_cookie(skb.cast()),
             packet_len,
@@ -401,4 +397,32 @@ pub(crate) fn record_packet<const N: usize>(
         });
     }
     entry.submit(SUBMIT_FLAGS);
+}
+
+/// `len`, which the caller has checked to lie in `1..=N`, in a register the
+/// verifier knows to lie there.
+///
+/// The helper's length must be provably non-zero. The compiler turns a
+/// lower-bound check into `len != 0` or folds both bounds into one
+/// comparison of `len - 1`, and verifiers before 6.8 learn nothing about
+/// `len` from either (Debian 12's 6.1 refuses the program: "R4 min value is
+/// outside of the allowed memory range"). Signed comparisons against
+/// constants on the very register passed on are what every verifier tracks;
+/// for an in-range `len` both jumps are taken and the value is unchanged.
+#[inline(always)]
+fn verifier_len<const N: usize>(len: u32) -> u32 {
+    let mut len = len as u64;
+    // SAFETY: two compares and moves on one register; no memory is touched.
+    unsafe {
+        core::arch::asm!(
+            "if {len} s> 0 goto +1",
+            "{len} = 1",
+            "if {len} s<= {max} goto +1",
+            "{len} = {max}",
+            len = inout(reg) len,
+            max = const N,
+            options(nomem, nostack),
+        );
+    }
+    len as u32
 }

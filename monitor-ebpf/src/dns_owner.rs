@@ -15,7 +15,7 @@
 use aya_ebpf::{
     helpers::{
         bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
-        bpf_get_current_uid_gid, bpf_ktime_get_coarse_ns, generated::bpf_get_socket_cookie,
+        bpf_get_current_uid_gid, generated::bpf_get_socket_cookie,
     },
     macros::{cgroup_sock_addr, map},
     maps::LruHashMap,
@@ -27,6 +27,7 @@ use pinwatch_common::{
 };
 
 use crate::{
+    clock,
     maps::{EVENTS, SUBMIT_FLAGS, count_loss},
     sockaddr::{self, AF_INET},
 };
@@ -129,7 +130,7 @@ fn observe(ctx: &SockAddrContext, family: u32, connect: bool) {
         entry.as_mut_ptr().write(DnsOwnerEvent {
             kind: EVENT_KIND_DNS_OWNER,
             role,
-            timestamp_ns: bpf_ktime_get_coarse_ns(),
+            timestamp_ns: clock::now_ns(),
             pid_tgid: bpf_get_current_pid_tgid(),
             uid_gid: bpf_get_current_uid_gid(),
             cgroup_id: bpf_get_current_cgroup_id(),

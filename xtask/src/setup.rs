@@ -47,12 +47,15 @@ const BPF_LINKER_VERSION: &str = "0.10.2";
 pub fn run() -> anyhow::Result<()> {
     install_packages()?;
     install_rust_src()?;
-    install_bpf_linker()
+    install_bpf_linker()?;
+    // The kernel matrix: QEMU and virtme-ng (crate::vmtest).
+    crate::vmtest::install_virtme()
 }
 
 fn install_packages() -> anyhow::Result<()> {
     let missing: Vec<&str> = PACKAGES
         .iter()
+        .chain(crate::vmtest::PACKAGES)
         .filter(|(_, file)| !std::path::Path::new(file).exists())
         .map(|(package, _)| *package)
         .collect();

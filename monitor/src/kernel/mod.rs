@@ -3,6 +3,7 @@
 //! source.
 mod bpf_sys;
 mod cgroup;
+pub mod features;
 pub mod interfaces;
 mod policy;
 mod preflight;

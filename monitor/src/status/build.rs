@@ -22,13 +22,15 @@ impl StatusReport {
     /// part is copied, so the detector thread waits at most that long.
     pub fn build(shared: &Shared, now: SystemTime) -> StatusReport {
         let config = shared.config();
-        let programs: Vec<ProgramReport> = shared
-            .programs()
+        let program_status = shared.programs();
+        let programs: Vec<ProgramReport> = program_status
             .iter()
             .map(|p| ProgramReport {
                 name: p.name.to_owned(),
                 kind: p.kind.to_owned(),
                 attached: p.attached,
+                error: p.error.clone(),
+                interfaces: p.interfaces.clone(),
             })
             .collect();
         let (detector_counters, answers) = {
@@ -80,10 +82,9 @@ impl StatusReport {
             alert_write_failures: history.write_failures(),
         };
 
-        let mut reasons: Vec<String> = programs
+        let mut reasons: Vec<String> = program_status
             .iter()
-            .filter(|p| !p.attached)
-            .map(|p| format!("program {} ({}) is not attached", p.name, p.kind))
+            .flat_map(|p| p.health_reasons())
             .collect();
         if programs.is_empty() {
             reasons.push("no eBPF program is loaded".to_owned());
@@ -135,6 +136,7 @@ impl StatusReport {
             },
             health,
             programs,
+            kernel: shared.kernel(),
             databases,
             counters,
             recent_alerts,

@@ -10,6 +10,8 @@ pub(crate) mod tests;
 use std::{collections::BTreeMap, net::IpAddr, time::Duration};
 
 use ipnet::IpNet;
+
+use crate::kernel::{features::KernelFeatures, interfaces::InterfaceCoverage};
 use serde::{Deserialize, Serialize};
 
 pub use history::{AlertHistory, RECENT_ALERTS, RecentAlert};
@@ -27,6 +29,10 @@ pub struct StatusReport {
     pub config: ConfigReport,
     pub health: Health,
     pub programs: Vec<ProgramReport>,
+    /// What the kernel offers pinwatch's programs, and what stands in for
+    /// what it lacks; `None` from a daemon that predates the report.
+    #[serde(default)]
+    pub kernel: Option<KernelFeatures>,
     pub databases: Vec<DatabaseReport>,
     pub counters: CountersReport,
     /// Newest first, at most [`RECENT_ALERTS`].
@@ -64,6 +70,12 @@ pub struct ProgramReport {
     pub name: String,
     pub kind: String,
     pub attached: bool,
+    /// Why the program is not running; absent when it runs as designed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The interface hook's interfaces, covered and failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interfaces: Option<InterfaceCoverage>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

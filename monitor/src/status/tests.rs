@@ -41,9 +41,8 @@ pub(crate) fn shared_with(text: &str, programs: &[(&'static str, bool)]) -> Shar
     let programs = programs
         .iter()
         .map(|&(name, attached)| ProgramStatus {
-            name,
-            kind: "cgroup/connect4",
             attached,
+            ..ProgramStatus::attached(name, "cgroup/connect4")
         })
         .collect();
     Shared::new(config, detector, programs, Arc::new(SourceStats::default()))
