@@ -10,8 +10,11 @@
 //!   TLS), or to port 443 of a well-known DNS over HTTPS resolver.
 //!
 //! Each socket is reported once (the `DNS_OWNERS` LRU map remembers the
-//! cookies reported), so a busy resolver costs one record per socket, not one
-//! per query. Every hook allows the call.
+//! record sent, by cookie), so a busy resolver costs one record per socket,
+//! not one per query. The map keeps the record itself: the daemon reads it
+//! back when its own bounded copy may have forgotten a socket that the
+//! kernel still knows (every send refreshes the entry), so a long-lived
+//! socket keeps its process. Every hook allows the call.
 use aya_ebpf::{
     helpers::{
         bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
@@ -67,9 +70,11 @@ const DOH_V6: [([u8; 8], [u8; 2]); 6] = [
     ([0x26, 0x20, 0x01, 0x19, 0x00, 0x35, 0, 0], [0x00, 0x35]),
 ];
 
-/// Sockets already reported, by cookie; least recently used forgotten.
+/// The owner record of each socket reported, by cookie; least recently
+/// used forgotten. Read by the daemon too.
 #[map]
-static DNS_OWNERS: LruHashMap<u64, u32> = LruHashMap::with_max_entries(DNS_OWNER_MAX_ENTRIES, 0);
+static DNS_OWNERS: LruHashMap<u64, DnsOwnerEvent> =
+    LruHashMap::with_max_entries(DNS_OWNER_MAX_ENTRIES, 0);
 
 #[cgroup_sock_addr(sendmsg4)]
 pub fn pw_dns_sendmsg4(ctx: SockAddrContext) -> i32 {
@@ -121,13 +126,10 @@ fn observe(ctx: &SockAddrContext, family: u32, connect: bool) {
     if DNS_OWNERS.get_ptr(&socket_cookie).is_some() {
         return;
     }
-    let Some(mut entry) = EVENTS.reserve::<DnsOwnerEvent>(0) else {
-        // Not remembered: the next send tries again.
-        count_loss(LOSS_DNS_OWNER);
-        return;
-    };
-    unsafe {
-        entry.as_mut_ptr().write(DnsOwnerEvent {
+    // SAFETY: the helpers read the current task and take no pointers but
+    // the comm buffer aya passes.
+    let owner = unsafe {
+        DnsOwnerEvent {
             kind: EVENT_KIND_DNS_OWNER,
             role,
             timestamp_ns: clock::now_ns(),
@@ -140,10 +142,16 @@ fn observe(ctx: &SockAddrContext, family: u32, connect: bool) {
             _pad: [0; 2],
             family,
             comm: bpf_get_current_comm().unwrap_or([0; 16]),
-        });
-    }
+        }
+    };
+    let Some(mut entry) = EVENTS.reserve::<DnsOwnerEvent>(0) else {
+        // Not remembered: the next send tries again.
+        count_loss(LOSS_DNS_OWNER);
+        return;
+    };
+    entry.write(owner);
     entry.submit(SUBMIT_FLAGS);
-    let _ = DNS_OWNERS.insert(&socket_cookie, &1, 0);
+    let _ = DNS_OWNERS.insert(&socket_cookie, &owner, 0);
 }
 
 #[inline(always)]

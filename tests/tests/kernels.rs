@@ -196,12 +196,12 @@ fn an_interface_the_hook_refuses_is_reported_and_degrades_health() {
         "{tun_failure}"
     );
     assert_eq!(status["health"]["status"], "degraded", "{status}");
-    let reasons = reasons(&status);
+    let degraded_by = reasons(&status);
     assert!(
-        reasons
+        degraded_by
             .iter()
             .any(|r| r.contains(INTERFACE_HOOK) && r.contains(&tun_name)),
-        "a reason names the hook and the interface: {reasons:?}"
+        "a reason names the hook and the interface: {degraded_by:?}"
     );
     let exit = daemon.status().code;
     assert_eq!(exit, Some(1), "status exits 1 while degraded");

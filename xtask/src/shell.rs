@@ -23,7 +23,11 @@ pub fn run(program: &str, args: &[&str]) -> anyhow::Result<()> {
 /// [`run`] in another working directory.
 pub fn run_in(dir: &Path, program: &str, args: &[&str]) -> anyhow::Result<()> {
     eprintln!("+ (cd {}) {program} {}", dir.display(), args.join(" "));
-    wait_for(Command::new(program).args(args).current_dir(dir), program, args)
+    wait_for(
+        Command::new(program).args(args).current_dir(dir),
+        program,
+        args,
+    )
 }
 
 fn wait_for(command: &mut Command, program: &str, args: &[&str]) -> anyhow::Result<()> {

@@ -32,6 +32,8 @@ pub struct StreamStats {
     pub folded: AtomicU64,
     /// Lines the sink failed to write (they went to the diagnostic log).
     pub write_errors: AtomicU64,
+    /// Lines of rules about a socket that went out naming no process.
+    pub without_process: AtomicU64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -58,6 +58,9 @@ pub(super) fn emit(writer: &mut AlertWriter, shared: &Shared, alert: &Alert) {
     let written = writer.write(alert);
     let stream = &shared.alert_stream;
     stream.lines.fetch_add(1, Ordering::Relaxed);
+    if alert.rule.names_a_process() && alert.process.is_none() {
+        stream.without_process.fetch_add(1, Ordering::Relaxed);
+    }
     if let Err(error) = &written {
         stream.write_errors.fetch_add(1, Ordering::Relaxed);
         // The alert must reach someone: say it on stderr.

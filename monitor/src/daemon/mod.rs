@@ -105,7 +105,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let interface_hooks = kernel::interfaces::attach(&mut probes);
     let (ring, lost) = probes.take_event_maps()?;
     let stats = Arc::new(SourceStats::default());
-    let source = KernelSource::new(ring, lost, Clock::from_system(), stats.clone())?;
+    let owners = probes.take_owner_map()?;
+    let source =
+        KernelSource::new(ring, lost, Clock::from_system(), stats.clone())?.with_owner_map(owners);
     release_freed_memory();
     // Before any thread starts: capabilities are per thread, and new
     // threads inherit the reduced sets.

@@ -26,5 +26,5 @@ pub use clock::Clock;
 pub use dns::udp_message;
 pub use error::DecodeError;
 pub use packet::{PacketMeta, dns_events, parse_ip_dns};
-pub use record::{DnsPacket, Record, decode_record};
+pub use record::{DnsPacket, Record, decode_record, dns_owner};
 pub use segment::db_segment_event;

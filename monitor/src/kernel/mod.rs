@@ -5,6 +5,7 @@ mod bpf_sys;
 mod cgroup;
 pub mod features;
 pub mod interfaces;
+mod owners;
 mod policy;
 mod preflight;
 mod probes;

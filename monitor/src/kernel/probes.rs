@@ -259,6 +259,21 @@ impl Probes {
         Ok((ring, lost))
     }
 
+    /// The kernel's socket-owner map, for the event source to read owners
+    /// back from.
+    pub fn take_owner_map(
+        &mut self,
+    ) -> Result<aya::maps::HashMap<MapData, u64, pinwatch_common::DnsOwnerEvent>, KernelError> {
+        let map = self.ebpf().take_map("DNS_OWNERS").ok_or(KernelError::Map {
+            map: "DNS_OWNERS",
+            detail: "not in the object, or already taken".into(),
+        })?;
+        aya::maps::HashMap::try_from(map).map_err(|e| KernelError::Map {
+            map: "DNS_OWNERS",
+            detail: e.to_string(),
+        })
+    }
+
     /// The object. Only this process's threads share it, each for a short
     /// map or attach call; a poisoned lock still guards a valid object.
     pub(super) fn ebpf(&self) -> MutexGuard<'_, Ebpf> {

@@ -17,7 +17,12 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::{alert::Rule, daemon::Shared, event::LossOrigin, kernel::ProgramStatus};
+use crate::{
+    alert::Rule,
+    daemon::Shared,
+    event::LossOrigin,
+    kernel::{ProgramStatus, features::KernelFeatures},
+};
 
 /// The `Content-Type` of an OpenMetrics text exposition.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -35,6 +40,7 @@ pub struct Snapshot {
     pub alert_lines: u64,
     pub alerts_folded: u64,
     pub alert_write_errors: u64,
+    pub alerts_without_process: u64,
     /// Every origin, zeros included.
     pub events_lost: Vec<(LossOrigin, u64)>,
     pub kernel_records: u64,
@@ -43,6 +49,8 @@ pub struct Snapshot {
     /// (memory bounds, bytes the kernel did not copy).
     pub reassembly_given_up: u64,
     pub programs: Vec<ProgramStatus>,
+    /// What the kernel offered at start; `None` before the probes ran.
+    pub kernel: Option<KernelFeatures>,
 }
 
 impl Snapshot {
@@ -64,6 +72,7 @@ impl Snapshot {
             alert_lines: load(&stream.lines),
             alerts_folded: load(&stream.folded),
             alert_write_errors: load(&stream.write_errors),
+            alerts_without_process: load(&stream.without_process),
             events_lost: vec![
                 (LossOrigin::KernelDnsPacket, load(&source.lost_dns_packets)),
                 (LossOrigin::KernelConnect, load(&source.lost_connects)),
@@ -76,6 +85,7 @@ impl Snapshot {
             reassembly_given_up: load(&source.reassembly_flows_evicted)
                 + load(&source.reassembly_fragments_evicted),
             programs: shared.programs(),
+            kernel: shared.kernel(),
         }
     }
 
@@ -148,6 +158,11 @@ impl Collector for Snapshot {
             self.alert_write_errors,
         )?;
         counter(
+            "pinwatch_alerts_without_process",
+            "Alert lines of rules about a socket that named no process (its owner was not known).",
+            self.alerts_without_process,
+        )?;
+        counter(
             "pinwatch_kernel_records",
             "Records read from the kernel ring buffer.",
             self.kernel_records,
@@ -201,6 +216,34 @@ impl Collector for Snapshot {
         for program in &self.programs {
             let labels = [("program", program.name), ("kind", program.kind)];
             ConstGauge::new(i64::from(program.attached)).encode(family.encode_family(&labels)?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "pinwatch_program_interfaces",
+            "Interfaces the interface hook watches (state=\"covered\") and those it should but cannot (state=\"failed\").",
+            None,
+            MetricType::Gauge,
+        )?;
+        for program in &self.programs {
+            if let Some(coverage) = &program.interfaces {
+                for (state, count) in [
+                    ("covered", coverage.covered.len()),
+                    ("failed", coverage.failed.len()),
+                ] {
+                    let labels = [("program", program.name), ("state", state)];
+                    ConstGauge::new(i64::try_from(count).unwrap_or(i64::MAX))
+                        .encode(family.encode_family(&labels)?)?;
+                }
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "pinwatch_kernel_feature",
+            "Whether the kernel has each feature the start-up probes look for (1) or pinwatch does without it (0); status says what replaces it.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for feature in self.kernel.iter().flat_map(|k| &k.features) {
+            let labels = [("feature", feature.name.as_str())];
+            ConstGauge::new(i64::from(feature.available)).encode(family.encode_family(&labels)?)?;
         }
         let started = self
             .started_at

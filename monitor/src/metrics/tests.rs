@@ -17,6 +17,7 @@ fn snapshot() -> Snapshot {
         alert_lines: 4,
         alerts_folded: 297,
         alert_write_errors: 0,
+        alerts_without_process: 0,
         events_lost: vec![
             (LossOrigin::KernelDnsPacket, 7),
             (LossOrigin::KernelConnect, 0),
@@ -32,6 +33,7 @@ fn snapshot() -> Snapshot {
                 ..ProgramStatus::attached("pw_connect4", "cgroup/connect4")
             },
         ],
+        kernel: None,
     }
 }
 

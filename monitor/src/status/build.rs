@@ -80,6 +80,7 @@ impl StatusReport {
             undecodable_records: shared.source.undecodable.load(Ordering::Relaxed),
             dns_parse_errors: shared.source.dns_parse_errors.load(Ordering::Relaxed),
             alert_write_failures: history.write_failures(),
+            alerts_without_process: shared.alert_stream.without_process.load(Ordering::Relaxed),
         };
 
         let mut reasons: Vec<String> = program_status

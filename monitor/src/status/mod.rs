@@ -117,6 +117,10 @@ pub struct CountersReport {
     pub dns_parse_errors: u64,
     /// Alerts the sink failed to write (they went to the diagnostic log).
     pub alert_write_failures: u64,
+    /// Alert lines of rules about a socket that named no process (the
+    /// socket's owner was not known).
+    #[serde(default)]
+    pub alerts_without_process: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

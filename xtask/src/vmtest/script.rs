@@ -20,7 +20,7 @@ pub fn test_binaries() -> anyhow::Result<BTreeMap<String, PathBuf>> {
             "--package",
             "pinwatch-integration-tests",
             "--no-run",
-            "--message-format=json",
+            "--message-format=json-render-diagnostics",
         ])
         .stderr(std::process::Stdio::inherit())
         .output()
