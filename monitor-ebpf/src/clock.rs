@@ -10,6 +10,7 @@
 use aya_ebpf::helpers::generated::{bpf_ktime_get_coarse_ns, bpf_ktime_get_ns};
 
 /// 1: the coarse clock; 0: the precise one. Overridden at load.
+// Unmangled so the loader finds it by name in `.rodata`.
 #[unsafe(no_mangle)]
 static PW_COARSE_CLOCK: u32 = 1;
 

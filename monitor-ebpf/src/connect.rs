@@ -43,12 +43,16 @@ fn judge_connect(ctx: &SockAddrContext, family: u32) -> i32 {
     let addr = ctx.sock_addr;
     // The hook sees the kernel's copy of the sockaddr, already moved out of
     // user memory: what we read is what the socket will connect to.
+    // SAFETY: the context pointer is valid for the program's run, and these
+    // are fields the verifier lets sock_addr programs read.
     let (protocol, user_port) = unsafe { ((*addr).protocol, (*addr).user_port) };
     if protocol != IPPROTO_TCP {
         return ALLOW;
     }
     let port = u16::from_be(user_port as u16);
-    let Some(policy) = (unsafe { WATCHED_PORTS.get(&port) }) else {
+    // SAFETY: the value is copied out at once; the daemon only replaces
+    // whole entries, so a concurrent update yields the old or new flags.
+    let Some(policy) = (unsafe { WATCHED_PORTS.get(port) }) else {
         return ALLOW;
     };
     let enforce = policy.flags & PORT_FLAG_ENFORCE != 0;
@@ -104,6 +108,8 @@ fn report(family: u32, port: u16, daddr: [u8; 16], action: u32, socket_cookie: u
         return;
     };
     let event = entry.as_mut_ptr();
+    // SAFETY: `event` points at the reserved record, sized for a
+    // ConnectEvent; the helpers read only the current task.
     unsafe {
         event.write(ConnectEvent {
             kind: EVENT_KIND_CONNECT,

@@ -80,11 +80,15 @@ enum Class {
 /// or headers outside the linear area.
 #[inline(always)]
 fn classify(skb: *mut __sk_buff, egress: bool) -> Class {
+    // SAFETY: the skb pointer is the program's context, valid for its run;
+    // these fields are readable from cgroup_skb programs.
     let protocol = u16::from_be(unsafe { (*skb).protocol } as u16) as u32;
+    // SAFETY: as above.
     let (data, data_end) = unsafe { ((*skb).data as usize, (*skb).data_end as usize) };
     match protocol {
         ETH_P_IP => {
             let header: [u8; 24] = if data + 24 <= data_end {
+                // SAFETY: 24 bytes at `data` lie before `data_end`.
                 unsafe { read_in_place(data) }
             } else {
                 match load(skb, 0) {
@@ -121,6 +125,7 @@ fn classify(skb: *mut __sk_buff, egress: bool) -> Class {
         }
         ETH_P_IPV6 => {
             let header: [u8; 44] = if data + 44 <= data_end {
+                // SAFETY: 44 bytes at `data` lie before `data_end`.
                 unsafe { read_in_place(data) }
             } else {
                 match load(skb, 0) {
@@ -296,6 +301,7 @@ fn is_udp_query(skb: *mut __sk_buff, l4_offset: u32) -> bool {
 /// checked `data + N <= data_end`.
 #[inline(always)]
 unsafe fn read_in_place<const N: usize>(data: usize) -> [u8; N] {
+    // SAFETY: the caller checked that N bytes at `data` are packet data.
     unsafe { (data as *const [u8; N]).read_unaligned() }
 }
 
@@ -304,6 +310,8 @@ unsafe fn read_in_place<const N: usize>(data: usize) -> [u8; N] {
 #[inline(always)]
 pub(crate) fn load<const N: usize>(skb: *mut __sk_buff, offset: u32) -> Option<[u8; N]> {
     let mut buf = MaybeUninit::<[u8; N]>::uninit();
+    // SAFETY: the helper writes at most N bytes into the N-byte buffer and
+    // reads the skb, the program's context.
     let ret = unsafe { bpf_skb_load_bytes(skb.cast(), offset, buf.as_mut_ptr().cast(), N as u32) };
     // SAFETY: the helper filled all N bytes when it returned 0.
     (ret == 0).then(|| unsafe { buf.assume_init() })
@@ -318,6 +326,7 @@ const CLASSES: [usize; 3] = DNS_CAPTURE_CLASSES;
 /// `bpf_ringbuf_reserve` requires.
 #[inline(always)]
 pub(crate) fn capture(skb: *mut __sk_buff, flags: u32) {
+    // SAFETY: the skb pointer is the program's context, valid for its run.
     let packet_len = unsafe { (*skb).len };
     if packet_len == 0 {
         return;
@@ -377,6 +386,9 @@ pub(crate) fn record_packet<const N: usize>(
         return;
     };
     let event = entry.as_mut_ptr();
+    // SAFETY: `event` points at the reserved record, sized for
+    // DnsPacketEvent<N>; the helper copies `copy_len` ≤ N bytes into its
+    // N-byte data area; the other helpers read the skb, the context.
     unsafe {
         let data = core::ptr::addr_of_mut!((*event).data);
         if bpf_skb_load_bytes(skb.cast(), 0, data.cast(), copy_len) != 0 {

@@ -104,6 +104,8 @@ pub fn pw_dns_connect6(ctx: SockAddrContext) -> i32 {
 fn observe(ctx: &SockAddrContext, family: u32, connect: bool) {
     let addr = ctx.sock_addr;
     // The kernel's copy of the sockaddr, not user memory.
+    // SAFETY: the context pointer is valid for the program's run, and these
+    // are fields the verifier lets sock_addr programs read.
     let (protocol, user_port) = unsafe { ((*addr).protocol, (*addr).user_port) };
     let port = u16::from_be(user_port as u16);
     let role =
@@ -123,7 +125,7 @@ fn observe(ctx: &SockAddrContext, family: u32, connect: bool) {
     let daddr = sockaddr::destination(ctx, family);
     // SAFETY: the helper reads the socket behind the context.
     let socket_cookie = unsafe { bpf_get_socket_cookie(ctx.sock_addr.cast()) };
-    if DNS_OWNERS.get_ptr(&socket_cookie).is_some() {
+    if DNS_OWNERS.get_ptr(socket_cookie).is_some() {
         return;
     }
     // SAFETY: the helpers read the current task and take no pointers but
@@ -151,7 +153,7 @@ fn observe(ctx: &SockAddrContext, family: u32, connect: bool) {
     };
     entry.write(owner);
     entry.submit(SUBMIT_FLAGS);
-    let _ = DNS_OWNERS.insert(&socket_cookie, &owner, 0);
+    let _ = DNS_OWNERS.insert(socket_cookie, owner, 0);
 }
 
 #[inline(always)]

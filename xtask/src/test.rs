@@ -12,6 +12,7 @@ pub fn run() -> anyhow::Result<()> {
         );
     }
     shell::cargo(&["build", "--package", "pinwatch"])?;
+    lint_ebpf()?;
     let unit = [
         "test",
         "--package",
@@ -39,6 +40,30 @@ pub fn run() -> anyhow::Result<()> {
     println!("pinwatch tests: {passed} passed, {failed} failed");
     // The same programs on the kernels users run (Debian 11, 12, 13).
     crate::vmtest::run_matrix()
+}
+
+/// Clippy on the eBPF crate, which host builds never compile: for its own
+/// target with nightly, every `unsafe` block documented.
+pub fn lint_ebpf() -> anyhow::Result<()> {
+    shell::run_in(
+        std::path::Path::new("monitor-ebpf"),
+        "cargo",
+        &[
+            "+nightly",
+            "clippy",
+            "--target",
+            "bpfel-unknown-none",
+            "-Z",
+            "build-std=core",
+            "--target-dir",
+            "../target/ebpf-clippy",
+            "--",
+            "-D",
+            "warnings",
+            "-D",
+            "clippy::undocumented_unsafe_blocks",
+        ],
+    )
 }
 
 /// Sums libtest's `test result: ok. N passed; M failed; …` lines.

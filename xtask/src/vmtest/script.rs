@@ -69,11 +69,13 @@ pub fn write(
 set -u
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root
+# Software emulation: the harness stretches its start and stop timeouts.
+export PINWATCH_TEST_SLOWDOWN=4
 cd {root}
 echo "vmtest: kernel $(uname -r)"
 # What legacy tc and the tests' tunnels load on demand, loaded before the
 # clock starts: module loads over 9p take seconds under emulation.
-for module in sch_ingress cls_bpf veth ipip; do modprobe -q "$module" 2>/dev/null; done
+for module in sch_ingress cls_bpf veth tun; do modprobe -q "$module" 2>/dev/null; done
 ip link set lo up
 failed=0
 # The daemon on its own: does it start here, and what does it report?

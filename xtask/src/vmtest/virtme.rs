@@ -7,8 +7,9 @@
 //! (`--disable-kvm`): these machines' /dev/kvm is paravirtual and cannot
 //! boot stock kernels.
 use std::{
+    io::{BufRead, BufReader},
     path::Path,
-    process::Command,
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -17,6 +18,8 @@ use anyhow::{Context, bail};
 use crate::shell;
 
 pub const VIRTME_NG_VERSION: &str = "1.42";
+/// One boot with its tests, at most (the subset takes a few minutes).
+const BOOT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 const VENV: &str = "target/vmtest/venv";
 
 /// Debian packages virtme-ng and QEMU need, and a file each installs.
@@ -80,20 +83,33 @@ pub fn boot(image: &Path, script: &Path, rw_dir: &Path) -> anyhow::Result<Boot> 
     ];
     eprintln!("+ vng {}", args.join(" "));
     let started = Instant::now();
-    let out = Command::new(venv_bin.join("vng"))
+    // A VM that hangs must not hold CI: coreutils' timeout ends it.
+    let mut child = Command::new("timeout")
+        .arg(BOOT_TIMEOUT.as_secs().to_string())
+        .arg(venv_bin.join("vng"))
         .args(&args)
         .env("PATH", path)
-        .stdin(std::process::Stdio::null())
-        .output()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
         .context("cannot start vng")?;
-    let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
-    output.push_str(&String::from_utf8_lossy(&out.stderr));
-    if output.contains("does not exist") && !out.status.success() && output.len() < 400 {
-        bail!("vng could not boot {}: {output}", image.display());
+    // The console as it comes (a VM under emulation is slow), and kept.
+    let mut output = String::new();
+    for line in BufReader::new(child.stdout.take().context("no stdout")?).lines() {
+        let line = line.unwrap_or_default();
+        println!("{line}");
+        output.push_str(&line);
+        output.push('\n');
     }
+    let status = child.wait()?;
+    if status.code() == Some(124) {
+        bail!("the VM did not finish within {} s", BOOT_TIMEOUT.as_secs());
+    }
+    let success = status.success();
     Ok(Boot {
         output,
-        success: out.status.success(),
+        success,
         elapsed: started.elapsed(),
     })
 }
