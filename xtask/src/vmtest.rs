@@ -58,11 +58,11 @@ pub const PORTABILITY_SUBSET: &[(&str, &str)] = &[
         "sighup_with_a_wider_pinned_set_silences_the_same_answer",
     ),
     ("stale", "orphaned_programs_are_detached_and_reported"),
-    (
-        "attribution",
-        "a_long_lived_socket_keeps_its_process_after_the_owner_tables_turned_over",
-    ),
 ];
+// Not in the subset: tests/tests/attribution.rs turns the owner tables over
+// with 20,000 sockets, which overflows the ring buffer of a daemon slowed
+// down by emulation; the kernel side it relies on (the owner map's values)
+// is loaded on every kernel by the tests above.
 
 #[derive(clap::Args)]
 pub struct Args {
