@@ -214,7 +214,8 @@ pub const OWNER_ROLE_DOT: u32 = 1;
 pub const OWNER_ROLE_DOH: u32 = 2;
 
 /// Which process owns a socket that talks DNS: from the cgroup sendmsg and
-/// connect hooks, once per socket (an LRU map of reported cookies), so the
+/// connect hooks, once per socket (an LRU map keeps the record by cookie,
+/// and the daemon reads it back when it needs it again), so the
 /// detector can name the process behind the cgroup_skb packets, which carry
 /// only the socket cookie.
 #[repr(C)]
@@ -239,7 +240,7 @@ pub struct DnsOwnerEvent {
     pub comm: [u8; 16],
 }
 
-/// Sockets remembered as reported in the owner LRU map.
+/// Sockets remembered, with their owner record, in the owner LRU map.
 pub const DNS_OWNER_MAX_ENTRIES: u32 = 16_384;
 
 const _: () = assert!(core::mem::size_of::<DnsOwnerEvent>() == 88);
@@ -290,4 +291,7 @@ mod pod {
     unsafe impl aya::Pod for super::PinKeyV4 {}
     // SAFETY: as above: byte arrays only.
     unsafe impl aya::Pod for super::PinKeyV6 {}
+    // SAFETY: as above: integers and byte arrays, padding explicit (88
+    // bytes, asserted above); read back from the owner map.
+    unsafe impl aya::Pod for super::DnsOwnerEvent {}
 }

@@ -4,7 +4,7 @@
 use aya_ebpf::{
     helpers::{
         bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
-        bpf_get_current_uid_gid, bpf_ktime_get_coarse_ns, generated::bpf_get_socket_cookie,
+        bpf_get_current_uid_gid, generated::bpf_get_socket_cookie,
     },
     macros::cgroup_sock_addr,
     maps::lpm_trie::Key,
@@ -16,6 +16,7 @@ use pinwatch_common::{
 };
 
 use crate::{
+    clock,
     maps::{EVENTS, PINNED_V4, PINNED_V6, SUBMIT_FLAGS, WATCHED_PORTS, count_loss},
     sockaddr::{self, AF_INET},
 };
@@ -42,12 +43,16 @@ fn judge_connect(ctx: &SockAddrContext, family: u32) -> i32 {
     let addr = ctx.sock_addr;
     // The hook sees the kernel's copy of the sockaddr, already moved out of
     // user memory: what we read is what the socket will connect to.
+    // SAFETY: the context pointer is valid for the program's run, and these
+    // are fields the verifier lets sock_addr programs read.
     let (protocol, user_port) = unsafe { ((*addr).protocol, (*addr).user_port) };
     if protocol != IPPROTO_TCP {
         return ALLOW;
     }
     let port = u16::from_be(user_port as u16);
-    let Some(policy) = (unsafe { WATCHED_PORTS.get(&port) }) else {
+    // SAFETY: the value is copied out at once; the daemon only replaces
+    // whole entries, so a concurrent update yields the old or new flags.
+    let Some(policy) = (unsafe { WATCHED_PORTS.get(port) }) else {
         return ALLOW;
     };
     let enforce = policy.flags & PORT_FLAG_ENFORCE != 0;
@@ -103,11 +108,13 @@ fn report(family: u32, port: u16, daddr: [u8; 16], action: u32, socket_cookie: u
         return;
     };
     let event = entry.as_mut_ptr();
+    // SAFETY: `event` points at the reserved record, sized for a
+    // ConnectEvent; the helpers read only the current task.
     unsafe {
         event.write(ConnectEvent {
             kind: EVENT_KIND_CONNECT,
             family,
-            timestamp_ns: bpf_ktime_get_coarse_ns(),
+            timestamp_ns: clock::now_ns(),
             pid_tgid: bpf_get_current_pid_tgid(),
             uid_gid: bpf_get_current_uid_gid(),
             cgroup_id: bpf_get_current_cgroup_id(),

@@ -29,7 +29,7 @@ pub fn capture_segment(skb: *mut __sk_buff, egress: bool) {
     if cookie == 0 {
         return;
     }
-    let flow = match DB_FLOWS.get_ptr_mut(&cookie) {
+    let flow = match DB_FLOWS.get_ptr_mut(cookie) {
         Some(flow) => flow,
         // Only connections whose client side was seen opening are followed.
         None if !egress => return,
@@ -38,10 +38,10 @@ pub fn capture_segment(skb: *mut __sk_buff, egress: bool) {
                 client_segments: 0,
                 server_segments: 0,
             };
-            if DB_FLOWS.insert(&cookie, &fresh, 0).is_err() {
+            if DB_FLOWS.insert(cookie, fresh, 0).is_err() {
                 return;
             }
-            match DB_FLOWS.get_ptr_mut(&cookie) {
+            match DB_FLOWS.get_ptr_mut(cookie) {
                 Some(flow) => flow,
                 None => return,
             }
@@ -62,6 +62,7 @@ pub fn capture_segment(skb: *mut __sk_buff, egress: bool) {
             (*flow).server_segments += 1;
         }
     }
+    // SAFETY: the skb pointer is the program's context, valid for its run.
     let packet_len = unsafe { (*skb).len };
     let captured_len = packet_len.min(DB_SEGMENT_BYTES as u32);
     let flags = if egress { DNS_FLAG_EGRESS } else { 0 };

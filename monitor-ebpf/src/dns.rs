@@ -2,9 +2,7 @@ use core::mem::MaybeUninit;
 
 use aya_ebpf::{
     bindings::__sk_buff,
-    helpers::generated::{
-        bpf_get_socket_cookie, bpf_ktime_get_coarse_ns, bpf_skb_cgroup_id, bpf_skb_load_bytes,
-    },
+    helpers::generated::{bpf_get_socket_cookie, bpf_skb_cgroup_id, bpf_skb_load_bytes},
     macros::{cgroup_skb, classifier},
     programs::{SkBuffContext, TcContext},
 };
@@ -14,7 +12,7 @@ use pinwatch_common::{
 };
 
 use crate::{
-    db,
+    clock, db,
     maps::{EVENTS, SUBMIT_FLAGS, count_loss},
     tc,
 };
@@ -82,11 +80,15 @@ enum Class {
 /// or headers outside the linear area.
 #[inline(always)]
 fn classify(skb: *mut __sk_buff, egress: bool) -> Class {
+    // SAFETY: the skb pointer is the program's context, valid for its run;
+    // these fields are readable from cgroup_skb programs.
     let protocol = u16::from_be(unsafe { (*skb).protocol } as u16) as u32;
+    // SAFETY: as above.
     let (data, data_end) = unsafe { ((*skb).data as usize, (*skb).data_end as usize) };
     match protocol {
         ETH_P_IP => {
             let header: [u8; 24] = if data + 24 <= data_end {
+                // SAFETY: 24 bytes at `data` lie before `data_end`.
                 unsafe { read_in_place(data) }
             } else {
                 match load(skb, 0) {
@@ -123,6 +125,7 @@ fn classify(skb: *mut __sk_buff, egress: bool) -> Class {
         }
         ETH_P_IPV6 => {
             let header: [u8; 44] = if data + 44 <= data_end {
+                // SAFETY: 44 bytes at `data` lie before `data_end`.
                 unsafe { read_in_place(data) }
             } else {
                 match load(skb, 0) {
@@ -298,6 +301,7 @@ fn is_udp_query(skb: *mut __sk_buff, l4_offset: u32) -> bool {
 /// checked `data + N <= data_end`.
 #[inline(always)]
 unsafe fn read_in_place<const N: usize>(data: usize) -> [u8; N] {
+    // SAFETY: the caller checked that N bytes at `data` are packet data.
     unsafe { (data as *const [u8; N]).read_unaligned() }
 }
 
@@ -306,6 +310,8 @@ unsafe fn read_in_place<const N: usize>(data: usize) -> [u8; N] {
 #[inline(always)]
 pub(crate) fn load<const N: usize>(skb: *mut __sk_buff, offset: u32) -> Option<[u8; N]> {
     let mut buf = MaybeUninit::<[u8; N]>::uninit();
+    // SAFETY: the helper writes at most N bytes into the N-byte buffer and
+    // reads the skb, the program's context.
     let ret = unsafe { bpf_skb_load_bytes(skb.cast(), offset, buf.as_mut_ptr().cast(), N as u32) };
     // SAFETY: the helper filled all N bytes when it returned 0.
     (ret == 0).then(|| unsafe { buf.assume_init() })
@@ -320,6 +326,7 @@ const CLASSES: [usize; 3] = DNS_CAPTURE_CLASSES;
 /// `bpf_ringbuf_reserve` requires.
 #[inline(always)]
 pub(crate) fn capture(skb: *mut __sk_buff, flags: u32) {
+    // SAFETY: the skb pointer is the program's context, valid for its run.
     let packet_len = unsafe { (*skb).len };
     if packet_len == 0 {
         return;
@@ -370,19 +377,21 @@ pub(crate) fn record_packet<const N: usize>(
     captured_len: u32,
     loss_slot: u32,
 ) {
-    // The caller guarantees this; restated where the verifier must see that
-    // the helper's length lies in 1..=N.
     if captured_len == 0 || captured_len > N as u32 {
         return;
     }
+    let copy_len = verifier_len::<N>(captured_len);
     let Some(mut entry) = EVENTS.reserve::<DnsPacketEvent<N>>(0) else {
         count_loss(loss_slot);
         return;
     };
     let event = entry.as_mut_ptr();
+    // SAFETY: `event` points at the reserved record, sized for
+    // DnsPacketEvent<N>; the helper copies `copy_len` ≤ N bytes into its
+    // N-byte data area; the other helpers read the skb, the context.
     unsafe {
         let data = core::ptr::addr_of_mut!((*event).data);
-        if bpf_skb_load_bytes(skb.cast(), 0, data.cast(), captured_len) != 0 {
+        if bpf_skb_load_bytes(skb.cast(), 0, data.cast(), copy_len) != 0 {
             entry.discard(0);
             count_loss(loss_slot);
             return;
@@ -391,9 +400,8 @@ pub(crate) fn record_packet<const N: usize>(
             kind,
             flags,
             // Tick resolution (4 ms at HZ=250) is plenty to place a DNS
-            // message in time, and the precise clock costs as much as the
-            // rest of this path in virtual machines.
-            timestamp_ns: bpf_ktime_get_coarse_ns(),
+            // message in time where the kernel has the coarse clock.
+            timestamp_ns: clock::now_ns(),
             cgroup_id: bpf_skb_cgroup_id(skb),
             socket_cookie: bpf_get_socket_cookie(skb.cast()),
             packet_len,
@@ -401,4 +409,32 @@ pub(crate) fn record_packet<const N: usize>(
         });
     }
     entry.submit(SUBMIT_FLAGS);
+}
+
+/// `len`, which the caller has checked to lie in `1..=N`, in a register the
+/// verifier knows to lie there.
+///
+/// The helper's length must be provably non-zero. The compiler turns a
+/// lower-bound check into `len != 0` or folds both bounds into one
+/// comparison of `len - 1`, and verifiers before 6.8 learn nothing about
+/// `len` from either (Debian 12's 6.1 refuses the program: "R4 min value is
+/// outside of the allowed memory range"). Signed comparisons against
+/// constants on the very register passed on are what every verifier tracks;
+/// for an in-range `len` both jumps are taken and the value is unchanged.
+#[inline(always)]
+fn verifier_len<const N: usize>(len: u32) -> u32 {
+    let mut len = len as u64;
+    // SAFETY: two compares and moves on one register; no memory is touched.
+    unsafe {
+        core::arch::asm!(
+            "if {len} s> 0 goto +1",
+            "{len} = 1",
+            "if {len} s<= {max} goto +1",
+            "{len} = {max}",
+            len = inout(reg) len,
+            max = const N,
+            options(nomem, nostack),
+        );
+    }
+    len as u32
 }

@@ -10,12 +10,15 @@
 //!   TLS), or to port 443 of a well-known DNS over HTTPS resolver.
 //!
 //! Each socket is reported once (the `DNS_OWNERS` LRU map remembers the
-//! cookies reported), so a busy resolver costs one record per socket, not one
-//! per query. Every hook allows the call.
+//! record sent, by cookie), so a busy resolver costs one record per socket,
+//! not one per query. The map keeps the record itself: the daemon reads it
+//! back when its own bounded copy may have forgotten a socket that the
+//! kernel still knows (every send refreshes the entry), so a long-lived
+//! socket keeps its process. Every hook allows the call.
 use aya_ebpf::{
     helpers::{
         bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
-        bpf_get_current_uid_gid, bpf_ktime_get_coarse_ns, generated::bpf_get_socket_cookie,
+        bpf_get_current_uid_gid, generated::bpf_get_socket_cookie,
     },
     macros::{cgroup_sock_addr, map},
     maps::LruHashMap,
@@ -27,6 +30,7 @@ use pinwatch_common::{
 };
 
 use crate::{
+    clock,
     maps::{EVENTS, SUBMIT_FLAGS, count_loss},
     sockaddr::{self, AF_INET},
 };
@@ -66,9 +70,11 @@ const DOH_V6: [([u8; 8], [u8; 2]); 6] = [
     ([0x26, 0x20, 0x01, 0x19, 0x00, 0x35, 0, 0], [0x00, 0x35]),
 ];
 
-/// Sockets already reported, by cookie; least recently used forgotten.
+/// The owner record of each socket reported, by cookie; least recently
+/// used forgotten. Read by the daemon too.
 #[map]
-static DNS_OWNERS: LruHashMap<u64, u32> = LruHashMap::with_max_entries(DNS_OWNER_MAX_ENTRIES, 0);
+static DNS_OWNERS: LruHashMap<u64, DnsOwnerEvent> =
+    LruHashMap::with_max_entries(DNS_OWNER_MAX_ENTRIES, 0);
 
 #[cgroup_sock_addr(sendmsg4)]
 pub fn pw_dns_sendmsg4(ctx: SockAddrContext) -> i32 {
@@ -98,6 +104,8 @@ pub fn pw_dns_connect6(ctx: SockAddrContext) -> i32 {
 fn observe(ctx: &SockAddrContext, family: u32, connect: bool) {
     let addr = ctx.sock_addr;
     // The kernel's copy of the sockaddr, not user memory.
+    // SAFETY: the context pointer is valid for the program's run, and these
+    // are fields the verifier lets sock_addr programs read.
     let (protocol, user_port) = unsafe { ((*addr).protocol, (*addr).user_port) };
     let port = u16::from_be(user_port as u16);
     let role =
@@ -117,19 +125,16 @@ fn observe(ctx: &SockAddrContext, family: u32, connect: bool) {
     let daddr = sockaddr::destination(ctx, family);
     // SAFETY: the helper reads the socket behind the context.
     let socket_cookie = unsafe { bpf_get_socket_cookie(ctx.sock_addr.cast()) };
-    if DNS_OWNERS.get_ptr(&socket_cookie).is_some() {
+    if DNS_OWNERS.get_ptr(socket_cookie).is_some() {
         return;
     }
-    let Some(mut entry) = EVENTS.reserve::<DnsOwnerEvent>(0) else {
-        // Not remembered: the next send tries again.
-        count_loss(LOSS_DNS_OWNER);
-        return;
-    };
-    unsafe {
-        entry.as_mut_ptr().write(DnsOwnerEvent {
+    // SAFETY: the helpers read the current task and take no pointers but
+    // the comm buffer aya passes.
+    let owner = unsafe {
+        DnsOwnerEvent {
             kind: EVENT_KIND_DNS_OWNER,
             role,
-            timestamp_ns: bpf_ktime_get_coarse_ns(),
+            timestamp_ns: clock::now_ns(),
             pid_tgid: bpf_get_current_pid_tgid(),
             uid_gid: bpf_get_current_uid_gid(),
             cgroup_id: bpf_get_current_cgroup_id(),
@@ -139,10 +144,16 @@ fn observe(ctx: &SockAddrContext, family: u32, connect: bool) {
             _pad: [0; 2],
             family,
             comm: bpf_get_current_comm().unwrap_or([0; 16]),
-        });
-    }
+        }
+    };
+    let Some(mut entry) = EVENTS.reserve::<DnsOwnerEvent>(0) else {
+        // Not remembered: the next send tries again.
+        count_loss(LOSS_DNS_OWNER);
+        return;
+    };
+    entry.write(owner);
     entry.submit(SUBMIT_FLAGS);
-    let _ = DNS_OWNERS.insert(&socket_cookie, &1, 0);
+    let _ = DNS_OWNERS.insert(socket_cookie, owner, 0);
 }
 
 #[inline(always)]

@@ -5,7 +5,11 @@
 //! pinned (`mode = "block"`), and allow everything else.
 #![no_std]
 #![no_main]
+// Inline assembly states length bounds the way older verifiers track them
+// (see `dns::verifier_len`).
+#![feature(asm_experimental_arch)]
 
+mod clock;
 mod connect;
 mod db;
 mod dns;
@@ -32,6 +36,7 @@ fn panic(_info: &core::panic::PanicInfo) -> ! {
     loop {}
 }
 
+// The kernel reads the license from this section to allow GPL-only helpers.
 #[unsafe(link_section = "license")]
 #[unsafe(no_mangle)]
 static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

@@ -30,7 +30,10 @@ static FRAGMENTS: LruHashMap<FragmentKey, u32> =
 
 #[inline(always)]
 pub(crate) fn ingress(skb: *mut __sk_buff) {
+    // SAFETY: the skb pointer is the program's context, valid for its run;
+    // these fields are readable from tc programs.
     let protocol = u16::from_be(unsafe { (*skb).protocol } as u16) as u32;
+    // SAFETY: as above.
     let (data, data_end) = unsafe { ((*skb).data as usize, (*skb).data_end as usize) };
     match protocol {
         ETH_P_IP => {
@@ -87,7 +90,7 @@ pub(crate) fn ingress(skb: *mut __sk_buff) {
                 }
             };
             if header[6] == IPPROTO_UDP {
-                first_fragment_or_whole(skb, [header[40], header[41]], false, || unreachable_key());
+                first_fragment_or_whole(skb, [header[40], header[41]], false, unreachable_key);
                 return;
             }
             let Some(walked) = walk_ipv6_extensions(skb, ETH_HLEN, header[6]) else {
@@ -143,7 +146,7 @@ fn first_fragment_or_whole(
     }
     if more_fragments {
         // Best effort: a full map evicts the least recently used datagram.
-        let _ = FRAGMENTS.insert(&key(), &1, 0);
+        let _ = FRAGMENTS.insert(key(), 1, 0);
     }
     capture(skb, DNS_FLAG_INTERFACE | DNS_FLAG_ETHERNET);
 }

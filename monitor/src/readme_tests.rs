@@ -9,10 +9,29 @@ use crate::{
     alert::{AgentInfo, Alert, Rule, encode},
     event::Process,
     metrics::{SharedCollector, render},
-    state::tests::shared,
+    kernel::{features::Probed, interfaces},
+    state::{
+        Shared,
+        tests::{CONFIG, shared_with},
+    },
 };
 
 const README: &str = include_str!("../../README.md");
+
+/// A daemon's state with every family a host serves populated: the kernel
+/// probed and the interface hook loaded.
+fn shared() -> Shared {
+    let shared = shared_with(CONFIG, &[("pw_connect4", true), (interfaces::PROGRAM, true)]);
+    shared.set_kernel(
+        Probed {
+            coarse_clock: true,
+            tcx: true,
+        }
+        .report(),
+    );
+    shared.set_interface_coverage(interfaces::CoverageHandle::default());
+    shared
+}
 
 /// The cells of the first table under the `## {heading}` section, header
 /// and separator rows left out.

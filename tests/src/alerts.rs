@@ -57,6 +57,8 @@ impl AlertLog {
     /// Polls until some alert matches `predicate`; returns all alerts read
     /// at that moment. Panics (showing the file) after `timeout`.
     pub fn wait_for(&self, timeout: Duration, predicate: impl Fn(&Value) -> bool) -> Vec<Value> {
+        // Emulated kernels (`cargo xtask vmtest`) are slower at everything.
+        let timeout = timeout * crate::daemon::slowdown();
         poll(timeout, || {
             let alerts = self.read();
             alerts.iter().any(&predicate).then_some(alerts)

@@ -29,6 +29,18 @@ const RELOAD_FAILED_LINE: &str = "configuration reload failed";
 
 /// `$PINWATCH_BIN`, or `<workspace>/target/debug/pinwatch`; panics when it
 /// does not exist.
+/// How many times slower than this machine the kernel runs the daemon:
+/// `PINWATCH_TEST_SLOWDOWN`, which `cargo xtask vmtest` sets under QEMU's
+/// software emulation (loading and verifying the programs alone takes tens
+/// of seconds there); 1 otherwise.
+pub fn slowdown() -> u32 {
+    std::env::var("PINWATCH_TEST_SLOWDOWN")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1)
+}
+
 pub fn pinwatch_bin() -> PathBuf {
     let path = match std::env::var_os("PINWATCH_BIN") {
         Some(path) => PathBuf::from(path),
@@ -280,7 +292,7 @@ impl Daemon {
             dir,
         };
 
-        let deadline = Instant::now() + READY_TIMEOUT;
+        let deadline = Instant::now() + READY_TIMEOUT * slowdown();
         loop {
             match ready_rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(()) => break,
@@ -300,7 +312,10 @@ impl Daemon {
                 );
             }
             if Instant::now() >= deadline {
-                panic!("pinwatch did not say `{READY_LINE}` on stderr within {READY_TIMEOUT:?}");
+                panic!(
+                    "pinwatch did not say `{READY_LINE}` on stderr within {:?}",
+                    READY_TIMEOUT * slowdown()
+                );
             }
         }
         daemon
@@ -408,7 +423,7 @@ impl Daemon {
         // SAFETY: kill has no memory-safety preconditions; pid is our child,
         // not yet reaped, so it cannot have been reused.
         unsafe { libc::kill(pid, libc::SIGTERM) };
-        let deadline = Instant::now() + STOP_TIMEOUT;
+        let deadline = Instant::now() + STOP_TIMEOUT * slowdown();
         loop {
             match child.try_wait() {
                 Ok(Some(status)) => return Some(status),

@@ -92,7 +92,7 @@ impl Fixture {
         );
         let probe = connect(&self.lab.client, SENTINEL_IP, SENTINEL_PORT);
         let log = self.alerts();
-        poll(ALERT_TIMEOUT, || {
+        poll(ALERT_TIMEOUT * crate::daemon::slowdown(), || {
             let alerts = log.read();
             let dns_seen = alerts.iter().any(|a| {
                 is_sentinel(a) && field(a, "event.action").and_then(Value::as_str) == Some("dns-answer-diverged")

@@ -10,6 +10,7 @@ mod provision;
 mod setup;
 mod shell;
 mod test;
+mod vmtest;
 
 use clap::{Parser, Subcommand};
 
@@ -42,6 +43,9 @@ enum Command {
     Demo,
     /// Run the cargo-fuzz targets in fuzz/ (nightly; installs cargo-fuzz if
     /// missing): each for --seconds, or 20 s with --smoke.
+    /// Boot Debian's kernels under QEMU (virtme-ng) and run the portability
+    /// subset of the kernel tests in each, or every test with --all.
+    Vmtest(vmtest::Args),
     Fuzz {
         /// The short bounded run that `cargo xtask test` does.
         #[arg(long)]
@@ -76,6 +80,10 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(args) => {
             setup::run()?;
             bench::run(&args)
+        }
+        Command::Vmtest(args) => {
+            setup::run()?;
+            vmtest::run(&args)
         }
         Command::Fuzz {
             summarize: true, ..

@@ -13,14 +13,18 @@ pub fn run() -> anyhow::Result<()> {
     install_packages()?;
     install_python_venv()?;
     install_rust_src()?;
-    install_bpf_linker()
+    install_bpf_linker()?;
+    // The kernel matrix: QEMU and virtme-ng (crate::vmtest).
+    crate::vmtest::install_virtme()
 }
 
 fn install_packages() -> anyhow::Result<()> {
     let missing: Vec<&str> = DEBIAN_PACKAGES
         .iter()
-        .filter(|(_, file, _)| !std::path::Path::new(file).exists())
-        .map(|(package, _, _)| *package)
+        .map(|(package, file, _)| (*package, *file))
+        .chain(crate::vmtest::PACKAGES.iter().copied())
+        .filter(|(_, file)| !std::path::Path::new(file).exists())
+        .map(|(package, _)| package)
         .collect();
     if missing.is_empty() {
         return Ok(());

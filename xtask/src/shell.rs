@@ -17,8 +17,21 @@ pub fn enter_workspace_root() -> anyhow::Result<()> {
 /// Runs a command with inherited output; an unsuccessful exit is an error.
 pub fn run(program: &str, args: &[&str]) -> anyhow::Result<()> {
     eprintln!("+ {program} {}", args.join(" "));
-    let status = Command::new(program)
-        .args(args)
+    wait_for(Command::new(program).args(args), program, args)
+}
+
+/// [`run`] in another working directory.
+pub fn run_in(dir: &Path, program: &str, args: &[&str]) -> anyhow::Result<()> {
+    eprintln!("+ (cd {}) {program} {}", dir.display(), args.join(" "));
+    wait_for(
+        Command::new(program).args(args).current_dir(dir),
+        program,
+        args,
+    )
+}
+
+fn wait_for(command: &mut Command, program: &str, args: &[&str]) -> anyhow::Result<()> {
+    let status = command
         .status()
         .with_context(|| format!("cannot start {program}"))?;
     if !status.success() {

@@ -13,6 +13,8 @@ pub fn run() -> anyhow::Result<()> {
     }
     shell::cargo(&["build", "--package", "pinwatch"])?;
     let mut run = Run::default();
+    // Clippy on the eBPF crate, which host builds never compile.
+    run.part("eBPF lint", lint_ebpf());
     // --no-fail-fast: one failing test binary must not hide the others.
     run.cargo(
         "unit tests",
@@ -43,6 +45,8 @@ pub fn run() -> anyhow::Result<()> {
             "--test-threads=1",
         ],
     )?;
+    // The same programs on the kernels users run (Debian 11, 12, 13).
+    run.part("kernel matrix", crate::vmtest::run_matrix());
     run.finish()
 }
 
@@ -84,8 +88,32 @@ impl Run {
     }
 }
 
+/// Clippy on the eBPF crate, which host builds never compile: for its own
+/// target with nightly, every `unsafe` block documented.
+pub fn lint_ebpf() -> anyhow::Result<()> {
+    shell::run_in(
+        std::path::Path::new("monitor-ebpf"),
+        "cargo",
+        &[
+            "+nightly",
+            "clippy",
+            "--target",
+            "bpfel-unknown-none",
+            "-Z",
+            "build-std=core",
+            "--target-dir",
+            "../target/ebpf-clippy",
+            "--",
+            "-D",
+            "warnings",
+            "-D",
+            "clippy::undocumented_unsafe_blocks",
+        ],
+    )
+}
+
 /// Sums libtest's `test result: ok. N passed; M failed; …` lines.
-fn totals(output: &str) -> (u64, u64) {
+pub fn totals(output: &str) -> (u64, u64) {
     let count = |line: &str, word: &str| -> u64 {
         line.split([';', '.'])
             .find_map(|part| {

@@ -60,6 +60,20 @@ impl Rule {
         }
     }
 
+    /// Whether the rule's alerts are about a socket, whose process they
+    /// should name; those without one are counted (`alerts_without_process`).
+    pub fn names_a_process(self) -> bool {
+        !matches!(
+            self,
+            Rule::EventLoss
+                | Rule::ConfigReloadFailed
+                | Rule::StaleProgramsRemoved
+                // A response no socket asked for, or seen at an interface.
+                | Rule::DnsUnsolicitedResponse
+                | Rule::DnsFragmentedResponse
+        )
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Rule::DnsAnswerDiverged => "DNS answer for a database hostname left its pinned set",

@@ -98,15 +98,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let stale_alert = stale::check(&cgroup_root, &time)?;
     let policy = Policy::from_config(&config);
     let mut probes = Probes::attach_with_policy(&cgroup_root, &policy)?;
-    let interface_hooks = kernel::interfaces::attach(&mut probes)?;
+    let interface_hooks = kernel::interfaces::attach(&mut probes);
     let (ring, lost) = probes.take_event_maps()?;
     let stats = Arc::new(SourceStats::default());
-    let source = KernelSource::new(ring, lost, time.clone(), stats.clone())?;
+    let owners = probes.take_owner_map()?;
+    let source = KernelSource::new(ring, lost, time.clone(), stats.clone())?.with_owner_map(owners);
     // Loading the programs parsed the kernel's BTF: megabytes, freed now.
     heap::release_freed_memory();
     // Before any thread starts: capabilities are per thread, and new
     // threads inherit the reduced sets.
-    match privileges::drop_after_attach() {
+    match privileges::drop_after_attach(interface_hooks.needs_net_admin()) {
         Ok(dropped) => tracing::info!(?dropped, "capabilities dropped after attaching"),
         Err(error) => tracing::warn!("cannot drop capabilities after attaching: {error}"),
     }
@@ -120,6 +121,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         stats,
         time,
     ));
+    shared.set_interface_coverage(interface_hooks.coverage());
+    shared.set_kernel(probes.features().report());
     // Dropped on every return path: stops serving, removes the socket file.
     let _control = control.spawn(shared.clone());
     // Dropped on every return path: the interface links go with it.

@@ -8,16 +8,23 @@
 //! call. CAP_SYS_ADMIN, the older umbrella for all of this, goes too when
 //! CAP_BPF is there to take its place. Other capabilities a root daemon
 //! holds are left alone: other parts of the daemon may need them (the
-//! systemd unit grants none beyond these three).
+//! systemd unit grants none beyond these three). With legacy tc (kernels
+//! before 6.6) CAP_NET_ADMIN stays: its filters are not links, so attaching
+//! to a new interface and detaching at exit are rtnetlink requests.
 //!
 //! Capabilities are per thread: this must run before the daemon starts
 //! threads, so that every thread it starts inherits the reduced sets.
 use caps::{CapSet, Capability};
 
 /// Capabilities the daemon no longer needs once its programs are attached.
-pub(super) fn drop_after_attach() -> Result<Vec<Capability>, caps::errors::CapsError> {
+pub(super) fn drop_after_attach(
+    keep_net_admin: bool,
+) -> Result<Vec<Capability>, caps::errors::CapsError> {
     let held = caps::read(None, CapSet::Permitted)?;
-    let mut unneeded = vec![Capability::CAP_NET_ADMIN, Capability::CAP_PERFMON];
+    let mut unneeded = vec![Capability::CAP_PERFMON];
+    if !keep_net_admin {
+        unneeded.push(Capability::CAP_NET_ADMIN);
+    }
     if held.contains(&Capability::CAP_BPF) {
         unneeded.push(Capability::CAP_SYS_ADMIN);
     }

@@ -346,7 +346,9 @@ impl TryFrom<u32> for OwnerRole {
     }
 }
 
-fn dns_owner(raw: &RawDnsOwner, clock: &Clock) -> Result<DnsOwnerEvent, DecodeError> {
+/// An owner record as the kernel's `DNS_OWNERS` map keeps it (the same
+/// layout as the ring-buffer record).
+pub fn dns_owner(raw: &RawDnsOwner, clock: &Clock) -> Result<DnsOwnerEvent, DecodeError> {
     let role = OwnerRole::try_from(raw.role)?;
     let ip = address(raw.family, raw.daddr)?;
     Ok(DnsOwnerEvent {

@@ -4,107 +4,265 @@
 //! Attached with tcx (kernel ≥ 6.6) as bpf_links this process owns, one per
 //! Ethernet interface of the daemon's network namespace (the init one under
 //! systemd); dropping [`InterfaceHooks`] detaches them, and so does the
-//! kernel when the process dies or the interface goes. A task listens to
-//! rtnetlink link notifications and attaches to interfaces that appear
-//! later (a new NIC, a container's veth host end).
+//! kernel when the process dies or the interface goes. Older kernels get
+//! legacy tc: a clsact qdisc and a bpf filter per interface, removed when
+//! the object is dropped; a filter of a run that died outlives it, so one
+//! found under pinwatch's name is replaced. A task listens to rtnetlink link
+//! notifications and attaches to interfaces that appear later (a new NIC, a
+//! container's veth host end).
 //!
 //! Not covered: loopback (every packet on it reaches a socket, and the
 //! cgroup hooks see those), interfaces without an Ethernet header (tun,
-//! WireGuard, ipip: the program reads the IP header 14 bytes in), and
+//! WireGuard, ipip: the program reads the IP header 14 bytes in; they are
+//! reported as failed, since responses arriving there are not seen), and
 //! interfaces inside other network namespaces — a container's traffic is
 //! seen on the host end of its veth, and at its sockets by the cgroup hooks.
 use std::{
     collections::HashMap,
     io,
     os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd},
+    sync::{Arc, Mutex, PoisonError, Weak},
 };
 
-use aya::programs::SchedClassifier;
+use aya::{
+    Ebpf,
+    programs::{
+        SchedClassifier, TcAttachType,
+        tc::{self, NlOptions, SchedClassifierLinkId, TcAttachOptions},
+    },
+};
+use serde::{Deserialize, Serialize};
 use tokio::io::unix::AsyncFd;
 
-use super::{BpfFailure, KernelError, Probes, ProgramStatus, bpf_sys};
+use super::{BpfFailure, Probes, ProgramStatus, bpf_sys};
 
 pub const PROGRAM: &str = "pw_dns_iface";
-const KIND: &str = "tcx/ingress";
-/// `ARPHRD_ETHER` in /sys/class/net/*/type (veths and bridges are too).
-const ARPHRD_ETHER: &str = "1";
+const KIND_TCX: &str = "tcx/ingress";
+const KIND_LEGACY: &str = "tc/ingress (clsact)";
+/// `ARPHRD_ETHER` and `ARPHRD_LOOPBACK` in /sys/class/net/*/type (veths and
+/// bridges are Ethernet too).
+const ARPHRD_ETHER: u32 = 1;
+const ARPHRD_LOOPBACK: u32 = 772;
+/// `IFF_UP` in /sys/class/net/*/flags.
+const IFF_UP: u32 = 1;
 /// rtnetlink multicast group of link (interface) changes.
 const RTMGRP_LINK: u32 = 1;
 
+/// Which interfaces the hook watches, and which it should but does not.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterfaceCoverage {
+    /// Sorted names.
+    pub covered: Vec<String>,
+    pub failed: Vec<FailedInterface>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedInterface {
+    pub name: String,
+    pub reason: String,
+}
+
+/// The hooks' current coverage, read by status and metrics while the watch
+/// task updates it.
+#[derive(Debug, Clone, Default)]
+pub struct CoverageHandle(Arc<Mutex<InterfaceCoverage>>);
+
+impl CoverageHandle {
+    pub fn snapshot(&self) -> InterfaceCoverage {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set(&self, coverage: InterfaceCoverage) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = coverage;
+    }
+}
+
+enum Mode {
+    /// Links from the program's descriptor.
+    Tcx(OwnedFd),
+    /// Filters attached through the object, which `Probes` owns.
+    Legacy(Weak<Mutex<Ebpf>>),
+    /// The program did not load: nothing is attached.
+    Unloaded,
+}
+
+enum Attachment {
+    Link(#[allow(dead_code, reason = "held: closing it detaches")] OwnedFd),
+    Filter(SchedClassifierLinkId),
+}
+
 pub struct InterfaceHooks {
-    program: OwnedFd,
-    /// ifindex → (name, link).
-    links: HashMap<u32, (String, OwnedFd)>,
+    mode: Mode,
+    /// ifindex → (name, attachment).
+    links: HashMap<u32, (String, Attachment)>,
+    /// Interfaces that could not be attached, by ifindex, so a rescan does
+    /// not retry (and re-log) them on every link notification.
+    failed: HashMap<u32, FailedInterface>,
+    coverage: CoverageHandle,
 }
 
 /// Loads the tc program from the object `probes` holds and attaches it to
-/// every Ethernet interface present.
-pub fn attach(probes: &mut Probes) -> Result<InterfaceHooks, KernelError> {
-    let load_error = |source| KernelError::Load {
-        program: PROGRAM,
-        kind: KIND,
-        source,
+/// every Ethernet interface present, with tcx where the kernel has it. A
+/// program the kernel refuses leaves the hooks empty and the program listed
+/// as not running, with the kernel's reason: the cgroup hooks still work.
+pub fn attach(probes: &mut Probes) -> InterfaceHooks {
+    let tcx = probes.features().tcx;
+    let kind = if tcx { KIND_TCX } else { KIND_LEGACY };
+    let (mode, error) = match load(probes) {
+        Ok(fd) if tcx => (Mode::Tcx(fd), None),
+        Ok(_) => (Mode::Legacy(probes.ebpf_weak()), None),
+        Err(error) => {
+            tracing::warn!("the interface DNS hook is not running: {error}");
+            (Mode::Unloaded, Some(error))
+        }
     };
-    let refused = |error| load_error(BpfFailure::program(error));
-    let program: &mut SchedClassifier = probes
-        .ebpf_mut()
-        .program_mut(PROGRAM)
-        .ok_or_else(|| load_error(BpfFailure::Missing))?
-        .try_into()
-        .map_err(refused)?;
-    program.load().map_err(refused)?;
-    let fd = program
-        .fd()
-        .map_err(refused)?
-        .as_fd()
-        .try_clone_to_owned()
-        .map_err(|e| load_error(BpfFailure::Io(e)))?;
     let mut hooks = InterfaceHooks {
-        program: fd,
+        mode,
         links: HashMap::new(),
+        failed: HashMap::new(),
+        coverage: CoverageHandle::default(),
     };
     hooks.rescan();
     probes.add_program(ProgramStatus {
         name: PROGRAM,
-        kind: KIND,
-        attached: true,
+        kind,
+        attached: !hooks.links.is_empty(),
+        error,
+        interfaces: Some(hooks.coverage.snapshot()),
     });
-    Ok(hooks)
+    hooks
+}
+
+/// Loads the program; its descriptor, for tcx links.
+fn load(probes: &mut Probes) -> Result<OwnedFd, String> {
+    let mut ebpf = probes.ebpf();
+    let program: &mut SchedClassifier = ebpf
+        .program_mut(PROGRAM)
+        .ok_or_else(|| "not in the object".to_owned())?
+        .try_into()
+        .map_err(|e: aya::programs::ProgramError| e.to_string())?;
+    program
+        .load()
+        .map_err(|e| BpfFailure::program(e).to_string())?;
+    program
+        .fd()
+        .map_err(|e| e.to_string())?
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| e.to_string())
 }
 
 impl InterfaceHooks {
-    /// Names of the interfaces the program is attached to.
-    pub fn interfaces(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.links.values().map(|(name, _)| name.clone()).collect();
-        names.sort();
-        names
+    /// Whether attaching and detaching go through rtnetlink (legacy tc),
+    /// which checks CAP_NET_ADMIN on every request.
+    pub fn needs_net_admin(&self) -> bool {
+        matches!(self.mode, Mode::Legacy(_))
+    }
+
+    /// The coverage as it changes, for status and metrics.
+    pub fn coverage(&self) -> CoverageHandle {
+        self.coverage.clone()
     }
 
     /// Attaches to Ethernet interfaces not yet covered; forgets the links of
     /// interfaces that are gone (the kernel already detached them).
     fn rescan(&mut self) {
-        let present = ethernet_interfaces();
-        self.links.retain(|ifindex, (name, _)| {
-            let kept = present.iter().any(|(i, n)| i == ifindex && n == name);
-            if !kept {
+        let present = interfaces();
+        let gone: Vec<u32> = self
+            .links
+            .iter()
+            .filter(|(ifindex, (name, _))| {
+                !present
+                    .iter()
+                    .any(|i| i.ifindex == **ifindex && i.name == *name)
+            })
+            .map(|(ifindex, _)| *ifindex)
+            .collect();
+        for ifindex in gone {
+            if let Some((name, attachment)) = self.links.remove(&ifindex) {
                 tracing::info!(interface = %name, "interface gone; its DNS hook went with it");
+                self.forget(attachment);
             }
-            kept
+        }
+        self.failed.retain(|ifindex, failed| {
+            present.iter().any(|i| {
+                i.ifindex == *ifindex
+                    && i.name == failed.name
+                    && (i.up || i.link_type == ARPHRD_ETHER)
+            })
         });
-        for (ifindex, name) in present {
-            if self.links.contains_key(&ifindex) {
+        for interface in present {
+            if self.links.contains_key(&interface.ifindex)
+                || self.failed.contains_key(&interface.ifindex)
+            {
                 continue;
             }
-            match bpf_sys::tcx_ingress_link(self.program.as_fd(), ifindex) {
-                Ok(link) => {
-                    tracing::info!(interface = %name, "DNS responses watched at the interface (tcx ingress)");
-                    self.links.insert(ifindex, (name, link));
+            // A tunnel that is down carries nothing (ipip's and gre's
+            // fallback devices exist once their module is loaded); rescans
+            // follow it going up.
+            if interface.link_type != ARPHRD_ETHER && !interface.up {
+                continue;
+            }
+            match self.attach_one(&interface) {
+                Ok(attachment) => {
+                    tracing::info!(interface = %interface.name, "DNS responses watched at the interface");
+                    self.links
+                        .insert(interface.ifindex, (interface.name, attachment));
                 }
-                // Raced with the interface going away, or a device tcx
-                // refuses: the cgroup hooks still see its sockets' traffic.
-                Err(error) => {
-                    tracing::warn!(interface = %name, "cannot attach the interface DNS hook: {error}")
+                // Raced with the interface going away, a device the kernel
+                // refuses, or one without an Ethernet header: the cgroup
+                // hooks still see its sockets' traffic, not what never
+                // reaches a socket.
+                Err(reason) => {
+                    tracing::warn!(interface = %interface.name, "cannot attach the interface DNS hook: {reason}");
+                    self.failed.insert(
+                        interface.ifindex,
+                        FailedInterface {
+                            name: interface.name,
+                            reason,
+                        },
+                    );
                 }
+            }
+        }
+        let mut covered: Vec<String> = self.links.values().map(|(name, _)| name.clone()).collect();
+        covered.sort();
+        let mut failed: Vec<FailedInterface> = self.failed.values().cloned().collect();
+        failed.sort_by(|a, b| a.name.cmp(&b.name));
+        self.coverage.set(InterfaceCoverage { covered, failed });
+    }
+
+    fn attach_one(&self, interface: &Interface) -> Result<Attachment, String> {
+        if interface.link_type != ARPHRD_ETHER {
+            return Err(format!(
+                "not an Ethernet interface (link type {}): the hook reads the IP header behind an Ethernet header",
+                interface.link_type
+            ));
+        }
+        match &self.mode {
+            Mode::Tcx(program) => bpf_sys::tcx_ingress_link(program.as_fd(), interface.ifindex)
+                .map(Attachment::Link)
+                .map_err(|error| format!("tcx attach refused: {error}")),
+            Mode::Legacy(ebpf) => attach_legacy(ebpf, &interface.name).map(Attachment::Filter),
+            Mode::Unloaded => Err("the program is not loaded".to_owned()),
+        }
+    }
+
+    /// Drops what attached to an interface that is gone.
+    fn forget(&self, attachment: Attachment) {
+        if let (Attachment::Filter(id), Mode::Legacy(ebpf)) = (attachment, &self.mode)
+            && let Some(ebpf) = ebpf.upgrade()
+        {
+            let mut ebpf = ebpf.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(Ok(program)) = ebpf
+                .program_mut(PROGRAM)
+                .map(<&mut SchedClassifier>::try_from)
+            {
+                // The filter went with the interface; this forgets its id.
+                let _ = program.detach(id);
             }
         }
     }
@@ -168,22 +326,72 @@ impl Drop for WatchGuard {
     }
 }
 
-/// (ifindex, name) of this namespace's Ethernet-type interfaces.
-fn ethernet_interfaces() -> Vec<(u32, String)> {
+/// Attaches the program with legacy tc: a clsact qdisc on the interface
+/// (kept if there is one) and a bpf filter on its ingress, after removing a
+/// filter of pinwatch's that a run which died left there.
+fn attach_legacy(ebpf: &Weak<Mutex<Ebpf>>, name: &str) -> Result<SchedClassifierLinkId, String> {
+    let ebpf = ebpf
+        .upgrade()
+        .ok_or_else(|| "the programs are being unloaded".to_owned())?;
+    let mut ebpf = ebpf.lock().unwrap_or_else(PoisonError::into_inner);
+    let program: &mut SchedClassifier = ebpf
+        .program_mut(PROGRAM)
+        .ok_or_else(|| "not in the object".to_owned())?
+        .try_into()
+        .map_err(|e: aya::programs::ProgramError| e.to_string())?;
+    if tc::qdisc_detach_program(name, TcAttachType::Ingress, PROGRAM).is_ok() {
+        tracing::warn!(interface = %name, "removed a stale pinwatch tc filter left by an earlier run");
+    }
+    // EEXIST when the interface has one already; any other failure shows
+    // in the attach that follows.
+    let _ = tc::qdisc_add_clsact(name);
+    program
+        .attach_with_options(
+            name,
+            TcAttachType::Ingress,
+            TcAttachOptions::Netlink(NlOptions::default()),
+        )
+        .map_err(|error| format!("legacy tc attach refused: {}", BpfFailure::program(error)))
+}
+
+struct Interface {
+    ifindex: u32,
+    name: String,
+    /// `ARPHRD_*`.
+    link_type: u32,
+    /// IFF_UP.
+    up: bool,
+}
+
+/// This namespace's interfaces but loopback.
+fn interfaces() -> Vec<Interface> {
     let Ok(entries) = std::fs::read_dir("/sys/class/net") else {
         return Vec::new();
     };
     let mut found = Vec::new();
     for entry in entries.flatten() {
         let path = entry.path();
-        let read = |file: &str| std::fs::read_to_string(path.join(file)).unwrap_or_default();
-        if read("type").trim() != ARPHRD_ETHER {
-            continue;
-        }
-        let Ok(ifindex) = read("ifindex").trim().parse::<u32>() else {
+        let read = |file: &str| -> Option<u32> {
+            std::fs::read_to_string(path.join(file))
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
+        };
+        let (Some(link_type), Some(ifindex)) = (read("type"), read("ifindex")) else {
             continue;
         };
-        found.push((ifindex, entry.file_name().to_string_lossy().into_owned()));
+        let flags = std::fs::read_to_string(path.join("flags")).unwrap_or_default();
+        let flags = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).unwrap_or(0);
+        if link_type == ARPHRD_LOOPBACK {
+            continue;
+        }
+        found.push(Interface {
+            ifindex,
+            name: entry.file_name().to_string_lossy().into_owned(),
+            link_type,
+            up: flags & IFF_UP != 0,
+        });
     }
     found
 }

@@ -4,7 +4,9 @@
 mod bpf_sys;
 mod cgroup;
 mod failure;
+pub mod features;
 pub mod interfaces;
+mod owners;
 mod policy;
 mod preflight;
 mod probes;

@@ -1,20 +1,74 @@
-use std::{collections::BTreeSet, fs::File, path::Path};
+use std::{
+    collections::BTreeSet,
+    fs::File,
+    path::Path,
+    sync::{Arc, Mutex, MutexGuard, PoisonError, Weak},
+};
 
 use aya::{
-    Ebpf,
+    Ebpf, EbpfLoader,
     maps::{MapData, PerCpuArray, RingBuf},
     programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr},
 };
 use serde::Serialize;
 
-use super::{BpfFailure, EBPF_OBJECT, KernelError, policy::Policy};
+use super::{
+    BpfFailure, EBPF_OBJECT, KernelError, features::Probed, interfaces::InterfaceCoverage,
+    policy::Policy,
+};
 
 /// What `status` reports per program.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ProgramStatus {
     pub name: &'static str,
     pub kind: &'static str,
+    /// Attached to its hook; for the interface hook, to at least one
+    /// interface.
     pub attached: bool,
+    /// Why the program is not running where it should; `None` when it runs
+    /// as designed.
+    pub error: Option<String>,
+    /// The interface hook's coverage; `None` for the cgroup programs.
+    pub interfaces: Option<InterfaceCoverage>,
+}
+
+impl ProgramStatus {
+    /// A program attached as designed.
+    pub fn attached(name: &'static str, kind: &'static str) -> ProgramStatus {
+        ProgramStatus {
+            name,
+            kind,
+            attached: true,
+            error: None,
+            interfaces: None,
+        }
+    }
+
+    /// Why health is degraded on this program's account: one line per
+    /// missing detection, naming the hook and what is missing.
+    pub fn health_reasons(&self) -> Vec<String> {
+        let mut reasons = Vec::new();
+        if let Some(error) = &self.error {
+            reasons.push(format!(
+                "program {} ({}) is not running: {error}",
+                self.name, self.kind
+            ));
+        } else if !self.attached && self.interfaces.is_none() {
+            reasons.push(format!(
+                "program {} ({}) is not attached",
+                self.name, self.kind
+            ));
+        }
+        if let Some(coverage) = &self.interfaces {
+            for failed in &coverage.failed {
+                reasons.push(format!(
+                    "program {} ({}) does not watch interface {}: {}",
+                    self.name, self.kind, failed.name, failed.reason
+                ));
+            }
+        }
+        reasons
+    }
 }
 
 enum Hook {
@@ -82,8 +136,11 @@ const PROGRAMS: [ProgramSpec; 8] = [
 /// crash never leaves programs behind — nor enforcement: once the daemon is
 /// gone, no connect is refused (fail-open, on purpose; see the README).
 pub struct Probes {
-    ebpf: Ebpf,
+    /// Shared with the interface hooks, which attach with legacy tc through
+    /// it and hold it weakly: dropping `Probes` still drops the object.
+    ebpf: Arc<Mutex<Ebpf>>,
     programs: Vec<ProgramStatus>,
+    features: Probed,
 }
 
 impl Probes {
@@ -109,10 +166,15 @@ impl Probes {
             return Err(KernelError::NoObject);
         }
         raise_memlock_limit();
-        let ebpf = Ebpf::load(EBPF_OBJECT).map_err(KernelError::Object)?;
+        let features = Probed::run();
+        let ebpf = EbpfLoader::new()
+            .override_global("PW_COARSE_CLOCK", &u32::from(features.coarse_clock), true)
+            .load(EBPF_OBJECT)
+            .map_err(KernelError::Object)?;
         let mut probes = Probes {
-            ebpf,
+            ebpf: Arc::new(Mutex::new(ebpf)),
             programs: Vec::new(),
+            features,
         };
         probes.set_policy(policy)?;
         let cgroup = File::open(cgroup_root).map_err(|source| KernelError::Read {
@@ -121,11 +183,9 @@ impl Probes {
         })?;
         for spec in &PROGRAMS {
             probes.attach_one(spec, &cgroup, cgroup_root)?;
-            probes.programs.push(ProgramStatus {
-                name: spec.name,
-                kind: spec.kind,
-                attached: true,
-            });
+            probes
+                .programs
+                .push(ProgramStatus::attached(spec.name, spec.kind));
         }
         Ok(probes)
     }
@@ -148,8 +208,8 @@ impl Probes {
             cgroup: cgroup_root.into(),
             source: BpfFailure::program(error),
         };
-        let program = self
-            .ebpf
+        let mut ebpf = self.ebpf();
+        let program = ebpf
             .program_mut(spec.name)
             .ok_or_else(|| load_error(BpfFailure::Missing))?;
         match spec.hook {
@@ -172,7 +232,7 @@ impl Probes {
     /// Replaces the watched ports and what is enforced on them; see
     /// `policy::apply` for the order that refuses no legitimate connect.
     pub fn set_policy(&mut self, policy: &Policy) -> Result<(), KernelError> {
-        super::policy::apply(&mut self.ebpf, policy)
+        super::policy::apply(&mut self.ebpf(), policy)
     }
 
     /// Hands the ring buffer and the loss counters to the event source.
@@ -185,12 +245,13 @@ impl Probes {
                 source: BpfFailure::Taken,
             })
         };
-        let ring = take(&mut self.ebpf, "EVENTS")?;
+        let mut ebpf = self.ebpf();
+        let ring = take(&mut ebpf, "EVENTS")?;
         let ring = RingBuf::try_from(ring).map_err(|e| KernelError::Map {
             map: "EVENTS",
             source: BpfFailure::map(e),
         })?;
-        let lost = take(&mut self.ebpf, "EVENTS_LOST")?;
+        let lost = take(&mut ebpf, "EVENTS_LOST")?;
         let lost = PerCpuArray::try_from(lost).map_err(|e| KernelError::Map {
             map: "EVENTS_LOST",
             source: BpfFailure::map(e),
@@ -198,9 +259,35 @@ impl Probes {
         Ok((ring, lost))
     }
 
-    /// The object, for `interfaces` to load and attach its tc program.
-    pub(super) fn ebpf_mut(&mut self) -> &mut Ebpf {
-        &mut self.ebpf
+    /// The kernel's socket-owner map, for the event source to read owners
+    /// back from.
+    pub fn take_owner_map(
+        &mut self,
+    ) -> Result<aya::maps::HashMap<MapData, u64, pinwatch_common::DnsOwnerEvent>, KernelError> {
+        let map = self.ebpf().take_map("DNS_OWNERS").ok_or(KernelError::Map {
+            map: "DNS_OWNERS",
+            source: BpfFailure::Taken,
+        })?;
+        aya::maps::HashMap::try_from(map).map_err(|e| KernelError::Map {
+            map: "DNS_OWNERS",
+            source: BpfFailure::map(e),
+        })
+    }
+
+    /// The object. Only this process's threads share it, each for a short
+    /// map or attach call; a poisoned lock still guards a valid object.
+    pub(super) fn ebpf(&self) -> MutexGuard<'_, Ebpf> {
+        self.ebpf.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The object for `interfaces`, which must not keep it alive.
+    pub(super) fn ebpf_weak(&self) -> Weak<Mutex<Ebpf>> {
+        Arc::downgrade(&self.ebpf)
+    }
+
+    /// What the start-up probes found.
+    pub fn features(&self) -> Probed {
+        self.features
     }
 
     /// Lists a program attached outside this module (`interfaces`).

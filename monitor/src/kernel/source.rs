@@ -17,6 +17,7 @@ use aya::maps::{MapData, PerCpuArray, RingBuf};
 use pinwatch_common::{LOSS_CONNECT, LOSS_DB_SEGMENT, LOSS_DNS_OWNER, LOSS_DNS_PACKET};
 use tokio::{io::unix::AsyncFd, sync::mpsc};
 
+use super::owners::OwnerRefresh;
 use crate::{
     clock::TimeBase,
     decode::{self, Clock, Record},
@@ -86,6 +87,9 @@ pub struct KernelSource {
     undecodable_reported: u64,
     /// TCP streams and IP fragments, put back together before decoding.
     assembler: Assembler,
+    /// Re-announces socket owners the detector may have forgotten; `None`
+    /// without the kernel's owner map (`pinwatch learn`).
+    owners: Option<OwnerRefresh>,
 }
 
 impl KernelSource {
@@ -108,7 +112,18 @@ impl KernelSource {
             stats,
             undecodable_reported: 0,
             assembler: Assembler::default(),
+            owners: None,
         })
+    }
+
+    /// Reads socket owners back from the kernel's map when the detector's
+    /// copy may have forgotten them (see `kernel::owners`).
+    pub fn with_owner_map(
+        mut self,
+        map: aya::maps::HashMap<MapData, u64, pinwatch_common::DnsOwnerEvent>,
+    ) -> KernelSource {
+        self.owners = Some(OwnerRefresh::new(map));
+        self
     }
 
     /// Runs until `shutdown` resolves, then drains what is left and returns.
@@ -197,7 +212,12 @@ impl KernelSource {
                 // Named by their thread: the daemon's detector thread names
                 // the process, off this runtime (`daemon::process_names`).
                 Ok(Record::Connect(connect)) => batch.push(Event::Connect(connect)),
-                Ok(Record::DnsOwner(owner)) => batch.push(Event::DnsOwner(owner)),
+                Ok(Record::DnsOwner(owner)) => {
+                    if let Some(owners) = &mut self.owners {
+                        owners.announced(&owner);
+                    }
+                    batch.push(Event::DnsOwner(owner));
+                }
                 Ok(Record::DbSegment(packet)) => match decode::db_segment_event(&packet) {
                     Ok(segment) => batch.push(Event::DbSegment(segment)),
                     Err(error) => {
@@ -205,15 +225,25 @@ impl KernelSource {
                         tracing::warn!("undecodable database segment: {error}");
                     }
                 },
-                Ok(Record::Dns(packet)) => match self.assembler.push_packet(&packet) {
-                    Ok(events) => batch.extend(events.into_iter().map(Event::Dns)),
-                    Err(error) => {
-                        // Hostile or odd traffic on port 53 is normal; it is
-                        // counted, not alerted on.
-                        self.stats.dns_parse_errors.fetch_add(1, Ordering::Relaxed);
-                        tracing::debug!("undecodable DNS packet: {error}");
+                Ok(Record::Dns(packet)) => {
+                    // Named on the detector thread, as every owner record.
+                    if let Some(owner) = self
+                        .owners
+                        .as_mut()
+                        .and_then(|owners| owners.before_packet(packet.socket_cookie, &self.clock))
+                    {
+                        batch.push(Event::DnsOwner(owner));
                     }
-                },
+                    match self.assembler.push_packet(&packet) {
+                        Ok(events) => batch.extend(events.into_iter().map(Event::Dns)),
+                        Err(error) => {
+                            // Hostile or odd traffic on port 53 is normal; it is
+                            // counted, not alerted on.
+                            self.stats.dns_parse_errors.fetch_add(1, Ordering::Relaxed);
+                            tracing::debug!("undecodable DNS packet: {error}");
+                        }
+                    }
+                }
                 Err(error) => {
                     self.stats.undecodable.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!("undecodable kernel record ({} bytes): {error}", item.len());

@@ -96,6 +96,11 @@ impl Collector for Snapshot {
             c.alert_write_errors,
         )?;
         counter(
+            "pinwatch_alerts_without_process",
+            "Alert lines of rules about a socket that named no process (its owner was not known).",
+            c.alerts_without_process,
+        )?;
+        counter(
             "pinwatch_kernel_records",
             "Records read from the kernel ring buffer.",
             c.kernel_records,
@@ -149,6 +154,34 @@ impl Collector for Snapshot {
         for program in &self.programs {
             let labels = [("program", program.name), ("kind", program.kind)];
             ConstGauge::new(i64::from(program.attached)).encode(family.encode_family(&labels)?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "pinwatch_program_interfaces",
+            "Interfaces the interface hook watches (state=\"covered\") and those it should but cannot (state=\"failed\").",
+            None,
+            MetricType::Gauge,
+        )?;
+        for program in &self.programs {
+            if let Some(coverage) = &program.interfaces {
+                for (state, count) in [
+                    ("covered", coverage.covered.len()),
+                    ("failed", coverage.failed.len()),
+                ] {
+                    let labels = [("program", program.name), ("state", state)];
+                    ConstGauge::new(i64::try_from(count).unwrap_or(i64::MAX))
+                        .encode(family.encode_family(&labels)?)?;
+                }
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "pinwatch_kernel_feature",
+            "Whether the kernel has each feature the start-up probes look for (1) or pinwatch does without it (0); status says what replaces it.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for feature in self.kernel.iter().flat_map(|k| &k.features) {
+            let labels = [("feature", feature.name.as_str())];
+            ConstGauge::new(i64::from(feature.available)).encode(family.encode_family(&labels)?)?;
         }
         let started = self
             .started_at

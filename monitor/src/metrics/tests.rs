@@ -34,15 +34,10 @@ fn snapshot() -> Snapshot {
         ..Counters::default()
     };
     snapshot.programs = vec![
+        ProgramStatus::attached("pw_dns_egress", "cgroup_skb/egress"),
         ProgramStatus {
-            name: "pw_dns_egress",
-            kind: "cgroup_skb/egress",
-            attached: true,
-        },
-        ProgramStatus {
-            name: "pw_connect4",
-            kind: "cgroup/connect4",
             attached: false,
+            ..ProgramStatus::attached("pw_connect4", "cgroup/connect4")
         },
     ];
     snapshot

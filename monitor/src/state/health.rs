@@ -21,8 +21,7 @@ impl Health {
         let mut reasons: Vec<String> = snapshot
             .programs
             .iter()
-            .filter(|p| !p.attached)
-            .map(|p| format!("program {} ({}) is not attached", p.name, p.kind))
+            .flat_map(|p| p.health_reasons())
             .collect();
         if snapshot.programs.is_empty() {
             reasons.push("no eBPF program is loaded".to_owned());

@@ -24,7 +24,7 @@ use crate::{
     clock::TimeBase,
     config::Config,
     detector::Detector,
-    kernel::{ProgramStatus, source::SourceStats},
+    kernel::{ProgramStatus, features::KernelFeatures, interfaces, source::SourceStats},
 };
 
 pub struct Shared {
@@ -34,6 +34,10 @@ pub struct Shared {
     config: Mutex<Arc<Config>>,
     detector: Mutex<Detector>,
     programs: Mutex<Vec<ProgramStatus>>,
+    /// The interface hook's live coverage, merged into `programs()`.
+    interface_coverage: Mutex<Option<interfaces::CoverageHandle>>,
+    /// What the kernel offered at start.
+    kernel: Mutex<Option<KernelFeatures>>,
     pub source: Arc<SourceStats>,
     /// Recent alerts and the last sink failure, for `status`.
     alert_history: Mutex<AlertHistory>,
@@ -51,6 +55,8 @@ pub struct StreamStats {
     pub folded: AtomicU64,
     /// Lines the sink failed to write (they went to the diagnostic log).
     pub write_errors: AtomicU64,
+    /// Lines of rules about a socket that went out naming no process.
+    pub without_process: AtomicU64,
 }
 
 impl Shared {
@@ -67,6 +73,8 @@ impl Shared {
             config: Mutex::new(Arc::new(config)),
             detector: Mutex::new(detector),
             programs: Mutex::new(programs),
+            interface_coverage: Mutex::new(None),
+            kernel: Mutex::new(None),
             source,
             alert_history: Mutex::new(AlertHistory::default()),
             alert_stream: StreamStats::default(),
@@ -78,6 +86,11 @@ impl Shared {
     /// status.
     pub fn note_written(&self, alert: &Alert, written: Result<(), String>, now: SystemTime) {
         self.alert_stream.lines.fetch_add(1, Ordering::Relaxed);
+        if alert.rule.names_a_process() && alert.process.is_none() {
+            self.alert_stream
+                .without_process
+                .fetch_add(1, Ordering::Relaxed);
+        }
         if written.is_err() {
             self.alert_stream
                 .write_errors
@@ -109,10 +122,47 @@ impl Shared {
         *self.config.lock().unwrap_or_else(PoisonError::into_inner) = Arc::new(config);
     }
 
+    /// Every program as it is now: the interface hook's coverage is read
+    /// live, since interfaces come and go.
     pub fn programs(&self) -> Vec<ProgramStatus> {
-        self.programs
+        let mut programs = self
+            .programs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let coverage = self
+            .interface_coverage
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(coverage) = coverage {
+            for program in programs
+                .iter_mut()
+                .filter(|p| p.name == interfaces::PROGRAM)
+            {
+                let now = coverage.snapshot();
+                program.attached = !now.covered.is_empty();
+                program.interfaces = Some(now);
+            }
+        }
+        programs
+    }
+
+    pub fn set_interface_coverage(&self, coverage: interfaces::CoverageHandle) {
+        *self
+            .interface_coverage
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(coverage);
+    }
+
+    pub fn kernel(&self) -> Option<KernelFeatures> {
+        self.kernel
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    pub fn set_kernel(&self, features: KernelFeatures) {
+        *self.kernel.lock().unwrap_or_else(PoisonError::into_inner) = Some(features);
     }
 }

@@ -8,7 +8,12 @@ use std::{
 use ipnet::IpNet;
 
 use super::{Health, RecentAlert, Shared};
-use crate::{alert::Rule, detector::LastAnswer, event::LossOrigin, kernel::ProgramStatus};
+use crate::{
+    alert::Rule,
+    detector::LastAnswer,
+    event::LossOrigin,
+    kernel::{ProgramStatus, features::KernelFeatures},
+};
 
 /// Everything the daemon reports, read once. Each lock is held only while
 /// its part is copied, so the detector thread waits at most that long.
@@ -27,6 +32,9 @@ pub struct Snapshot {
     /// SHA-256 of that configuration, lowercase hex.
     pub config_hash: String,
     pub programs: Vec<ProgramStatus>,
+    /// What the kernel offers pinwatch's programs; `None` until the daemon
+    /// probed it.
+    pub kernel: Option<KernelFeatures>,
     pub databases: Vec<DatabaseState>,
     pub counters: Counters,
     /// Newest first, at most [`super::RECENT_ALERTS`].
@@ -82,6 +90,8 @@ pub struct Counters {
     pub alert_lines: u64,
     pub alerts_folded: u64,
     pub alert_write_errors: u64,
+    /// Alert stream: lines of rules about a socket that named no process.
+    pub alerts_without_process: u64,
 }
 
 impl Snapshot {
@@ -155,6 +165,7 @@ impl Snapshot {
             alert_lines: load(&stream.lines),
             alerts_folded: load(&stream.folded),
             alert_write_errors: load(&stream.write_errors),
+            alerts_without_process: load(&stream.without_process),
         };
         let (recent_alerts, newest_alert, last_sink_failure) = {
             let history = shared.alert_history();
@@ -178,6 +189,7 @@ impl Snapshot {
             config_path: config.path.clone(),
             config_hash: config.hash.clone(),
             programs: shared.programs(),
+            kernel: shared.kernel(),
             databases,
             counters,
             recent_alerts,

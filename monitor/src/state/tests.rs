@@ -47,9 +47,8 @@ pub(crate) fn shared_on(
     let programs = programs
         .iter()
         .map(|&(name, attached)| ProgramStatus {
-            name,
-            kind: "cgroup/connect4",
             attached,
+            ..ProgramStatus::attached(name, "cgroup/connect4")
         })
         .collect();
     Shared::new(

@@ -21,6 +21,8 @@ impl From<&Snapshot> for StatusReport {
                 name: p.name.to_owned(),
                 kind: p.kind.to_owned(),
                 attached: p.attached,
+                error: p.error.clone(),
+                interfaces: p.interfaces.clone(),
             })
             .collect();
         let databases = snapshot
@@ -58,6 +60,7 @@ impl From<&Snapshot> for StatusReport {
             undecodable_records: c.undecodable_records,
             dns_parse_errors: c.dns_parse_errors,
             alert_write_failures: c.alert_write_errors,
+            alerts_without_process: c.alerts_without_process,
         };
         let health = Health {
             status: if snapshot.health.is_healthy() {
@@ -96,6 +99,7 @@ impl From<&Snapshot> for StatusReport {
             },
             health,
             programs,
+            kernel: snapshot.kernel.clone(),
             databases,
             counters,
             recent_alerts,

@@ -10,6 +10,8 @@ pub(crate) mod tests;
 use std::{collections::BTreeMap, net::IpAddr, time::Duration};
 
 use ipnet::IpNet;
+
+use crate::kernel::{features::KernelFeatures, interfaces::InterfaceCoverage};
 use serde::{Deserialize, Serialize};
 
 pub use render::render;
@@ -26,6 +28,10 @@ pub struct StatusReport {
     pub config: ConfigReport,
     pub health: Health,
     pub programs: Vec<ProgramReport>,
+    /// What the kernel offers pinwatch's programs, and what stands in for
+    /// what it lacks; `None` from a daemon that predates the report.
+    #[serde(default)]
+    pub kernel: Option<KernelFeatures>,
     pub databases: Vec<DatabaseReport>,
     pub counters: CountersReport,
     /// Newest first, at most [`crate::state::RECENT_ALERTS`].
@@ -63,6 +69,12 @@ pub struct ProgramReport {
     pub name: String,
     pub kind: String,
     pub attached: bool,
+    /// Why the program is not running; absent when it runs as designed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The interface hook's interfaces, covered and failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interfaces: Option<InterfaceCoverage>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -107,6 +119,10 @@ pub struct CountersReport {
     pub dns_parse_errors: u64,
     /// Alerts the sink failed to write (they went to the diagnostic log).
     pub alert_write_failures: u64,
+    /// Alert lines of rules about a socket that named no process (the
+    /// socket's owner was not known).
+    #[serde(default)]
+    pub alerts_without_process: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -43,10 +43,34 @@ pub fn render(report: &StatusReport) -> String {
         programs.add_row(vec![
             p.name.clone(),
             p.kind.clone(),
-            if p.attached { "yes" } else { "NO" }.to_owned(),
+            match &p.interfaces {
+                Some(i) if i.failed.is_empty() => format!("{} interface(s)", i.covered.len()),
+                Some(i) => format!(
+                    "{} interface(s), NOT on {}",
+                    i.covered.len(),
+                    i.failed
+                        .iter()
+                        .map(|f| f.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                None if p.attached => "yes".to_owned(),
+                None => "NO".to_owned(),
+            },
         ]);
     }
     section(&mut out, "Programs", &programs);
+    if let Some(kernel) = &report.kernel {
+        let mut features = table(&["kernel feature", "available", "instead"]);
+        for f in &kernel.features {
+            features.add_row(vec![
+                f.name.clone(),
+                if f.available { "yes" } else { "no" }.to_owned(),
+                f.fallback.clone().unwrap_or_default(),
+            ]);
+        }
+        section(&mut out, &format!("Kernel {}", kernel.release), &features);
+    }
 
     let mut databases = table(&["database", "mode", "ports", "pinned"]);
     let mut answers = table(&[
