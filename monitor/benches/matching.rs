@@ -82,6 +82,7 @@ fn event(at: SystemTime, client_port: u16, message: Message, query: bool) -> Eve
         message,
         seen_at: Hook::Socket,
         fragmented: false,
+        malformed: None,
     })
 }
 

@@ -68,6 +68,45 @@ pub struct DnsEvent {
     /// The message arrived as IP fragments (seen at the interface only: the
     /// kernel reassembles before socket delivery).
     pub fragmented: bool,
+    /// The message did not parse whole: `message` holds the header and what
+    /// parsed before (and, past skippable records, after) the fault.
+    pub malformed: Option<Malformed>,
+}
+
+/// Where a DNS message stopped parsing, read as a stub resolver reads it
+/// (`decode::read_message`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Malformed {
+    pub section: Section,
+    /// The entry of the section that did not parse, from 0.
+    pub record: u16,
+    /// Its byte offset in the message.
+    pub offset: usize,
+    /// The capture ended before the message did: the fault may be the cut.
+    pub cut: bool,
+    /// What the parser said.
+    pub reason: String,
+}
+
+/// A section of a DNS message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Section {
+    Question,
+    Answer,
+    Authority,
+    Additional,
+}
+
+impl Section {
+    pub fn name(self) -> &'static str {
+        match self {
+            Section::Question => "question",
+            Section::Answer => "answer",
+            Section::Authority => "authority",
+            Section::Additional => "additional",
+        }
+    }
 }
 
 /// The process behind a socket that talks DNS, reported once per socket by

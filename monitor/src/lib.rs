@@ -5,6 +5,7 @@
 //! sink, wired by [`daemon`]; [`cli`] holds one module per subcommand.
 pub mod alert;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod control;
 pub mod daemon;
@@ -12,9 +13,11 @@ pub mod decode;
 pub mod detector;
 pub mod dnstext;
 pub mod event;
+pub mod heap;
 pub mod kernel;
 pub mod learn;
 pub mod metrics;
 pub mod reassembly;
 pub mod replay;
+pub mod state;
 pub mod status;

@@ -212,6 +212,12 @@ pub fn encode(alert: &Alert, agent: &AgentInfo, event_id: &str) -> String {
             json!({ "rule": fault.rules, "event": fault.event, "detail": fault.detail }),
         );
     }
+    if let Some(malformed) = &alert.malformed {
+        pinwatch.insert("malformed".into(), json!(malformed));
+    }
+    if !alert.cname_chain_cut.is_empty() {
+        pinwatch.insert("cname_chain_cut".into(), json!(alert.cname_chain_cut));
+    }
     if !pinwatch.is_empty() {
         doc.insert("pinwatch".into(), Value::Object(pinwatch));
     }
@@ -296,5 +302,27 @@ mod tests {
         // Mapped IPv6 is shown as the IPv4 address it stands for.
         assert_eq!(doc["destination"]["ip"], "198.51.100.10");
         assert_eq!(doc["network"]["type"], "ipv4");
+        assert!(doc["pinwatch"].get("malformed").is_none());
+    }
+
+    #[test]
+    fn encodes_where_a_message_stopped_parsing() {
+        use crate::event::{Malformed, Section};
+        let mut alert = Alert::new(UNIX_EPOCH, Rule::DnsAnswerDiverged, "x".into());
+        alert.malformed = Some(Malformed {
+            section: Section::Additional,
+            record: 0,
+            offset: 44,
+            cut: false,
+            reason: "unexpected end of input reached".into(),
+        });
+        alert.cname_chain_cut = vec!["a.test".into(), "b.test".into()];
+        let doc: Value = serde_json::from_str(&encode(&alert, &agent(), "x")).unwrap();
+        let malformed = &doc["pinwatch"]["malformed"];
+        assert_eq!(malformed["section"], "additional");
+        assert_eq!(malformed["record"], 0);
+        assert_eq!(malformed["offset"], 44);
+        assert_eq!(malformed["cut"], false);
+        assert_eq!(doc["pinwatch"]["cname_chain_cut"][1], "b.test");
     }
 }

@@ -11,28 +11,15 @@
 use std::{
     collections::{BTreeMap, HashMap},
     net::IpAddr,
-    sync::atomic::AtomicU64,
     time::{Duration, SystemTime},
 };
 
-use super::{Alert, LostEvents, Repeats, Rule, ecs::format_timestamp};
+use super::{Alert, LostEvents, Repeats, Rule};
 use crate::event::LossOrigin;
 
 /// How many keys may have an open window at once; past it the oldest window
 /// is closed early (its summary written) to make room.
 pub const DEFAULT_CAPACITY: usize = 4096;
-
-/// What the alert stream wrote, kept by the detector thread for metrics
-/// (detections themselves are the detector's counters).
-#[derive(Debug, Default)]
-pub struct StreamStats {
-    /// Lines written, summaries included.
-    pub lines: AtomicU64,
-    /// Alerts folded into summaries instead of written on their own line.
-    pub folded: AtomicU64,
-    /// Lines the sink failed to write (they went to the diagnostic log).
-    pub write_errors: AtomicU64,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct FoldKey {
@@ -211,10 +198,15 @@ fn later(at: SystemTime, window: Duration) -> SystemTime {
 /// The summary line: the latest repeat's details, its time the last repeat's,
 /// with the count and span of the repeats.
 fn summary(mut alert: Alert, repeats: Repeats, lost: u64, window: Duration) -> Alert {
+    // A length, not two times: the times are on the daemon's monotonic base
+    // until the line is written (`event.start` and `event.end` carry them).
+    let span = repeats
+        .last
+        .duration_since(repeats.first)
+        .unwrap_or_default();
     let span = format!(
-        "between {} and {}",
-        format_timestamp(repeats.first),
-        format_timestamp(repeats.last)
+        "over {}",
+        humantime::format_duration(Duration::from_secs(span.as_secs()))
     );
     let window = humantime::format_duration(window);
     alert.message = match &alert.lost {
@@ -250,7 +242,10 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::{alert::AgentInfo, event::Process};
+    use crate::{
+        alert::{AgentInfo, ecs::format_timestamp},
+        event::Process,
+    };
 
     const WINDOW: Duration = Duration::from_secs(60);
 
@@ -472,5 +467,12 @@ mod tests {
         assert_eq!(doc["event"]["duration"], 3_000_000_000u64);
         assert_eq!(doc["@timestamp"], format_timestamp(at(5)));
         assert_eq!(doc["event"]["action"], "dns-answer-diverged");
+        assert!(
+            summary
+                .message
+                .starts_with("2 more alerts like this one over 3s "),
+            "{}",
+            summary.message
+        );
     }
 }

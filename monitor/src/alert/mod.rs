@@ -2,7 +2,7 @@
 //!
 //! Alerts are data, not log lines: they have their own writer ([`sink`]) and
 //! never pass through `tracing`.
-mod ecs;
+pub(crate) mod ecs;
 pub mod fold;
 pub mod journald;
 mod rule;
@@ -53,6 +53,12 @@ pub struct Alert {
     pub resolution: Option<Resolution>,
     /// For `detector-fault`: what could not be judged (`pinwatch.fault`).
     pub fault: Option<FaultFacts>,
+    /// For DNS alerts on a message that did not parse whole: where it
+    /// stopped (`pinwatch.malformed`).
+    pub malformed: Option<crate::event::Malformed>,
+    /// For `dns-answer-diverged` on a CNAME chain longer than pinwatch
+    /// follows: the names followed (`pinwatch.cname_chain_cut`).
+    pub cname_chain_cut: Vec<String>,
 }
 
 /// A fault caught while judging one event.
@@ -130,6 +136,8 @@ impl Alert {
             path: None,
             resolution: None,
             fault: None,
+            malformed: None,
+            cname_chain_cut: Vec::new(),
         }
     }
 }

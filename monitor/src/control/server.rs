@@ -5,7 +5,7 @@ use std::{
     os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt},
     path::{Path, PathBuf},
     sync::Arc,
-    time::{Duration, SystemTime},
+    time::Duration,
 };
 
 use tokio::{
@@ -22,7 +22,11 @@ use super::{
         WRITE_DEADLINE, error_line, parse_request,
     },
 };
-use crate::{config::ControlSettings, daemon::Shared, status::StatusReport};
+use crate::{
+    config::ControlSettings,
+    state::{Shared, Snapshot},
+    status::StatusReport,
+};
 
 /// Connections served at once; more wait in the listen backlog. A slot
 /// costs a task and a few KiB, and is held for at most REQUEST_DEADLINE +
@@ -211,7 +215,7 @@ async fn read_request(stream: &mut UnixStream) -> Result<Request, RequestError> 
 /// which the detector thread holds for one batch at a time.
 async fn status_line(shared: Arc<Shared>) -> String {
     let built = tokio::task::spawn_blocking(move || {
-        let report = StatusReport::build(&shared, SystemTime::now());
+        let report = StatusReport::from(&Snapshot::now(&shared));
         serde_json::to_string(&report)
     })
     .await;

@@ -17,7 +17,7 @@ use crate::{
         ClientError,
         client::{request_status, request_status_within},
     },
-    status::tests::shared,
+    state::tests::shared,
 };
 
 fn settings(socket: PathBuf, group: Option<String>) -> ControlSettings {

@@ -2,7 +2,10 @@
 //! of (state, event), and alert writes block instead of dropping. Between
 //! the detector and the writer, the fold stage turns repeats into summary
 //! lines; the source's empty batch once a second is the tick that closes
-//! fold windows when no event arrives.
+//! fold windows when no event arrives. Windows run on the daemon's
+//! monotonic time base; alerts meet the wall clock only as they are written.
+//! Processes are named here too ([`super::process_names`]), off the
+//! runtime that drains the ring buffer.
 //!
 //! A fault while judging one event is caught there ([`Detector::judge`])
 //! and becomes a `detector-fault` alert; a panic anywhere else on this
@@ -10,18 +13,23 @@
 //! daemon.
 //!
 //! [`Detector::judge`]: crate::detector::Detector::judge
-use std::{sync::atomic::Ordering, time::SystemTime};
+use std::sync::atomic::Ordering;
 
 use tokio::sync::mpsc;
 
-use super::{DaemonError, Shared};
+use super::{
+    DaemonError,
+    process_names::{self, ProcessNames},
+};
 use crate::{
     alert::{
         Alert,
         fold::{self, Folder},
         sink::AlertWriter,
     },
+    clock::TimeBase,
     event::Event,
+    state::Shared,
 };
 
 pub(super) fn run(
@@ -32,7 +40,14 @@ pub(super) fn run(
     // The window is fixed for the daemon's life: a reload that changes it is
     // refused.
     let mut folder = Folder::new(shared.config().alerts.dedup_window, fold::DEFAULT_CAPACITY);
-    while let Some(batch) = events.blocking_recv() {
+    let mut names = ProcessNames::new("/proc", process_names::LOOKUPS_PER_SECOND);
+    while let Some(mut batch) = events.blocking_recv() {
+        shared.time.refresh_if_due();
+        // Before the detector's lock: status readers never wait on /proc.
+        let now = shared.time.now();
+        for event in &mut batch {
+            names.name_event(event, now);
+        }
         // One lock per batch: status readers wait at most one batch.
         let alerts: Vec<_> = {
             let mut detector = shared.detector();
@@ -45,7 +60,7 @@ pub(super) fn run(
             .into_iter()
             .flat_map(|alert| folder.offer(alert))
             .collect();
-        lines.extend(folder.tick(SystemTime::now()));
+        lines.extend(folder.tick(shared.time.now()));
         for alert in &lines {
             emit(&mut writer, shared, alert);
         }
@@ -67,16 +82,27 @@ pub(super) fn emit(writer: &mut AlertWriter, shared: &Shared, alert: &Alert) {
         // window's summary), instead of a backtrace per packet.
         tracing::error!(rules = fault.rules, event = %fault.event, "detector fault, event skipped: {}", fault.detail);
     }
-    let written = writer.write(alert);
-    let stream = &shared.alert_stream;
-    stream.lines.fetch_add(1, Ordering::Relaxed);
+    let written = writer.write(&on_wall_clock(alert, &shared.time));
     if let Err(error) = &written {
-        stream.write_errors.fetch_add(1, Ordering::Relaxed);
         // The alert must reach someone: say it on stderr.
         tracing::error!(rule = alert.rule.id(), message = %alert.message, "{error}");
     }
-    let written = written.map_err(|e| e.to_string());
-    shared
-        .alert_history()
-        .record(alert, written, SystemTime::now());
+    let now = shared.time.now();
+    shared.note_written(alert, written.map_err(|e| e.to_string()), now);
 }
+
+/// `alert` with its times moved from the daemon's time base to the wall
+/// clock as it is now.
+fn on_wall_clock(alert: &Alert, time: &TimeBase) -> Alert {
+    let mut wall = alert.clone();
+    wall.timestamp = time.to_wall(alert.timestamp);
+    if let Some(repeats) = &mut wall.repeats {
+        repeats.first = time.to_wall(repeats.first);
+        repeats.last = time.to_wall(repeats.last);
+    }
+    wall
+}
+
+#[cfg(test)]
+#[path = "detect_tests.rs"]
+mod tests;

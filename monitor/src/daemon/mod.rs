@@ -1,13 +1,11 @@
 //! `pinwatch run`: the pipeline kernel source → detector → alert sink, and
-//! the state the operator surfaces read.
+//! the [`crate::state`] it keeps for the operator surfaces.
 mod detect;
 mod notify;
 mod privileges;
+mod process_names;
 mod reload;
 mod stale;
-mod state;
-
-pub use state::Shared;
 
 use std::{sync::Arc, thread};
 
@@ -18,15 +16,17 @@ use crate::{
         AgentInfo,
         sink::{AlertWriter, SinkError},
     },
+    clock::TimeBase,
     config::{AlertSink, Config},
     control::{ControlError, ControlServer},
-    decode::Clock,
     detector::{Detector, panic_text},
+    heap,
     kernel::{
         self, KernelError, Policy, Probes,
         source::{KernelSource, SourceError, SourceStats},
     },
     metrics::{self, MetricsError},
+    state::Shared,
 };
 
 /// Batches waiting for the detector. When it falls behind, the source stops
@@ -78,21 +78,10 @@ impl DaemonError {
     }
 }
 
-/// Gives the heap pages freed so far back to the kernel. Loading the
-/// programs parses the kernel's BTF (megabytes of types, freed once loaded),
-/// and glibc keeps freed heap memory for reuse: without this, that parse
-/// stays in the daemon's resident set for its whole life.
-pub(crate) fn release_freed_memory() {
-    // SAFETY: malloc_trim only returns free heap pages; it takes the
-    // allocator's own locks.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
 /// Runs until `shutdown` resolves. Programs are detached when this returns,
 /// whether it returns with an error or not.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
+    let time = Arc::new(TimeBase::host());
     let supervisor = reload::Supervisor::install()?;
     let writer = open_sink(&config)?;
     let metrics_listener = match config.metrics {
@@ -105,14 +94,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let control = ControlServer::bind(&config.control)?;
     let cgroup_root = kernel::find_cgroup2_root()?;
     // Before attaching, so this daemon's own programs are not in the way.
-    let stale_alert = stale::check(&cgroup_root)?;
+    let stale_alert = stale::check(&cgroup_root, &time)?;
     let policy = Policy::from_config(&config);
     let mut probes = Probes::attach_with_policy(&cgroup_root, &policy)?;
     let interface_hooks = kernel::interfaces::attach(&mut probes)?;
     let (ring, lost) = probes.take_event_maps()?;
     let stats = Arc::new(SourceStats::default());
-    let source = KernelSource::new(ring, lost, Clock::from_system(), stats.clone())?;
-    release_freed_memory();
+    let source = KernelSource::new(ring, lost, time.clone(), stats.clone())?;
+    // Loading the programs parsed the kernel's BTF: megabytes, freed now.
+    heap::release_freed_memory();
     // Before any thread starts: capabilities are per thread, and new
     // threads inherit the reduced sets.
     match privileges::drop_after_attach() {
@@ -122,9 +112,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
     let shared = Arc::new(Shared::new(
         config.clone(),
-        Detector::new(&config),
+        // Attached by now: responses to queries sent before are the only
+        // ones the warm-up must excuse.
+        Detector::started_at(&config, time.now()),
         probes.programs().to_vec(),
         stats,
+        time,
     ));
     // Dropped on every return path: stops serving, removes the socket file.
     let _control = control.spawn(shared.clone());

@@ -5,7 +5,7 @@
 //! changes nothing: the old configuration stays in force, a
 //! `config-reload-failed` alert goes down the pipeline like every other
 //! alert, and stderr says why.
-use std::{convert::Infallible, time::SystemTime};
+use std::convert::Infallible;
 
 use tokio::{
     signal::unix::{Signal, SignalKind, signal},
@@ -119,7 +119,7 @@ async fn reload(shared: &Shared, probes: &mut Probes, events: &mpsc::Sender<Vec<
                 "configuration reload failed, the previous configuration stays in force: {error}"
             );
             let failure = ReloadFailure {
-                timestamp: SystemTime::now(),
+                timestamp: shared.time.now(),
                 file,
                 reason: error.to_string(),
                 hash_in_force: in_force.hash.clone(),

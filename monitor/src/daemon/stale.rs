@@ -2,16 +2,17 @@
 //! cgroup root (`kernel::stale`) are detached and reported as a
 //! `stale-programs-removed` alert; another running pinwatch refuses the
 //! start.
-use std::{path::Path, time::SystemTime};
+use std::path::Path;
 
 use super::{Shared, detect};
 use crate::{
     alert::{Alert, Rule, StaleProgramRef, sink::AlertWriter},
+    clock::TimeBase,
     kernel::stale::{self, StaleCheck, StaleError},
 };
 
 /// Runs the check; the alert to raise once the writer is up, if any.
-pub(super) fn check(cgroup_root: &Path) -> Result<Option<Alert>, StaleError> {
+pub(super) fn check(cgroup_root: &Path, time: &TimeBase) -> Result<Option<Alert>, StaleError> {
     match stale::remove_stale(cgroup_root)? {
         StaleCheck::Clean => Ok(None),
         StaleCheck::Unchecked(why) => {
@@ -21,7 +22,7 @@ pub(super) fn check(cgroup_root: &Path) -> Result<Option<Alert>, StaleError> {
         StaleCheck::Removed(removed) => {
             let message = stale::describe_removed(cgroup_root, &removed);
             tracing::warn!("{message}");
-            let mut alert = Alert::new(SystemTime::now(), Rule::StaleProgramsRemoved, message);
+            let mut alert = Alert::new(time.now(), Rule::StaleProgramsRemoved, message);
             alert.stale_programs = removed
                 .iter()
                 .map(|p| StaleProgramRef {

@@ -1,36 +1,26 @@
 //! The DNS payload: one message per UDP datagram, length-prefixed messages
-//! in a TCP segment (RFC 1035 §4.2.2).
-use hickory_proto::op::Message;
+//! in a TCP segment (RFC 1035 §4.2.2). Each message is read as a stub
+//! resolver reads it ([`super::message`]): what parses is kept, the first
+//! fault noted.
+use super::{
+    DecodeError,
+    message::{Parsed, read_message},
+};
 
-use super::DecodeError;
-
-/// Parses the single message of a UDP payload.
-pub fn udp_message(payload: &[u8], truncated: bool) -> Result<Message, DecodeError> {
-    parse(payload).map_err(|e| {
-        // A cut datagram that does not parse failed because of the cut, most
-        // likely; say so rather than blame the sender.
-        if truncated {
-            DecodeError::Truncated {
-                layer: "DNS message",
-                detail: e,
-            }
-        } else {
-            DecodeError::Dns {
-                transport: "UDP",
-                detail: e,
-            }
-        }
-    })
+/// Reads the single message of a UDP payload; `truncated`: the capture
+/// ended before the datagram did.
+pub fn udp_message(payload: &[u8], truncated: bool) -> Result<Parsed, DecodeError> {
+    read_message(payload, truncated).ok_or_else(|| short_header(payload.len(), truncated, "UDP"))
 }
 
-/// Parses every complete length-prefixed message in one TCP segment.
+/// Reads every complete length-prefixed message in one TCP segment.
 ///
 /// A trailing partial message (continued in the next segment, or cut by the
-/// capture) is ignored until TCP reassembly exists. A message that does not
-/// parse is skipped: the length prefixes keep the framing in step, and a
-/// forged answer next to garbage must still reach the detector. Only when
+/// capture) is ignored until TCP reassembly exists. A message shorter than
+/// its header is skipped: the length prefixes keep the framing in step, and
+/// a forged answer next to garbage must still reach the detector. Only when
 /// nothing parses is the first failure returned.
-pub(super) fn tcp_messages(segment: &[u8], truncated: bool) -> Result<Vec<Message>, DecodeError> {
+pub(super) fn tcp_messages(segment: &[u8], truncated: bool) -> Result<Vec<Parsed>, DecodeError> {
     let mut messages = Vec::new();
     let mut first_error = None;
     let mut rest = segment;
@@ -39,13 +29,10 @@ pub(super) fn tcp_messages(segment: &[u8], truncated: bool) -> Result<Vec<Messag
         let Some((body, after)) = after.split_at_checked(len) else {
             break;
         };
-        match parse(body) {
-            Ok(message) => messages.push(message),
-            Err(detail) => {
-                first_error.get_or_insert(DecodeError::Dns {
-                    transport: "TCP",
-                    detail,
-                });
+        match read_message(body, false) {
+            Some(parsed) => messages.push(parsed),
+            None => {
+                first_error.get_or_insert(short_header(body.len(), false, "TCP"));
             }
         }
         rest = after;
@@ -69,25 +56,18 @@ pub(super) fn tcp_messages(segment: &[u8], truncated: bool) -> Result<Vec<Messag
     Ok(messages)
 }
 
-/// hickory, with a plausibility check on the header counts first.
-fn parse(bytes: &[u8]) -> Result<Message, String> {
-    // hickory reserves a Vec for the announced question count before reading
-    // one; a 12-byte packet announcing 65535 questions would cost megabytes.
-    // Each question takes at least 5 bytes (root name, type, class) and each
-    // record at least 11 (root name, type, class, TTL, RDLENGTH).
-    if let Some(header) = bytes.first_chunk::<12>() {
-        let count = |i: usize| usize::from(u16::from_be_bytes([header[i], header[i + 1]]));
-        let minimum = 12 + 5 * count(4) + 11 * (count(6) + count(8) + count(10));
-        if minimum > bytes.len() {
-            return Err(format!(
-                "header announces {} questions and {} records, which need at least {minimum} bytes; {} present",
-                count(4),
-                count(6) + count(8) + count(10),
-                bytes.len()
-            ));
+fn short_header(len: usize, truncated: bool, transport: &'static str) -> DecodeError {
+    let detail = format!("{len} bytes do not hold the 12-byte DNS header");
+    // A cut datagram failed because of the cut, most likely; say so rather
+    // than blame the sender.
+    if truncated {
+        DecodeError::Truncated {
+            layer: "DNS message",
+            detail,
         }
+    } else {
+        DecodeError::Dns { transport, detail }
     }
-    Message::from_vec(bytes).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -103,7 +83,8 @@ mod tests {
         segment.extend_from_slice(&framed(&[&r])[..10]);
         let messages = tcp_messages(&segment, false).unwrap();
         assert_eq!(messages.len(), 2);
-        assert_eq!(messages[1].answers().len(), 1);
+        assert_eq!(messages[1].message.answers().len(), 1);
+        assert!(messages[1].malformed.is_none());
 
         // A lone length byte, or a prefix alone, is a partial message.
         assert!(tcp_messages(&[0], false).unwrap().is_empty());
@@ -145,30 +126,35 @@ mod tests {
         let r = a_response(7, "db.example.com.", &[[10, 0, 0, 5]])
             .to_vec()
             .unwrap();
-        let cut = &r[..r.len() - 3];
         assert!(matches!(
-            udp_message(cut, true),
+            udp_message(&r[..11], true),
             Err(DecodeError::Truncated { .. })
         ));
         assert!(matches!(
-            udp_message(cut, false),
+            udp_message(&r[..11], false),
             Err(DecodeError::Dns {
                 transport: "UDP",
                 ..
             })
         ));
-        assert_eq!(udp_message(&r, true).unwrap().answers().len(), 1);
+        // Past the header, a cut message is what parsed of it.
+        let cut = udp_message(&r[..r.len() - 3], true).unwrap();
+        assert_eq!(cut.message.queries().len(), 1);
+        assert!(cut.message.answers().is_empty());
+        assert!(cut.malformed.unwrap().cut);
+        let whole = udp_message(&r, true).unwrap();
+        assert_eq!(whole.message.answers().len(), 1);
+        assert!(whole.malformed.is_none());
     }
 
     #[test]
-    fn impossible_counts_are_rejected_before_hickory() {
+    fn impossible_counts_cost_nothing() {
         let mut header = [0u8; 12];
         header[4..6].copy_from_slice(&u16::MAX.to_be_bytes());
-        let err = udp_message(&header, false).unwrap_err();
-        assert!(err.to_string().contains("65535 questions"), "{err}");
-        // A message that exactly fits passes the check.
-        let q = query(1, ".").to_vec().unwrap();
-        assert_eq!(q.len(), 12 + 5);
-        assert!(udp_message(&q, false).is_ok());
+        header[6..8].copy_from_slice(&u16::MAX.to_be_bytes());
+        let parsed = udp_message(&header, false).unwrap();
+        assert!(parsed.message.queries().is_empty());
+        let malformed = parsed.malformed.unwrap();
+        assert_eq!((malformed.record, malformed.offset), (0, 12));
     }
 }

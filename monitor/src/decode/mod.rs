@@ -6,16 +6,20 @@
 //! - [`dns_events`] / [`parse_ip_dns`]: IP packet → UDP/TCP → DNS messages.
 //!
 //! Split by layer: `record` (kernel structs), `packet` (IP/UDP/TCP),
-//! `dns` (the DNS payload and its TCP framing), `pgwire` (the first message
+//! `dns` (the DNS payload and its TCP framing), `message` (one DNS message
+//! read as a stub resolver reads it), `pgwire` (the first message
 //! of a PostgreSQL-wire connection).
 mod clock;
 mod dns;
 mod error;
+mod message;
 mod packet;
 pub mod pgwire;
 mod record;
 mod segment;
 
+#[cfg(test)]
+pub(crate) mod evasions;
 #[cfg(test)]
 mod fuzz_tests;
 #[cfg(test)]
@@ -25,6 +29,7 @@ pub use clock::Clock;
 // One DNS message from bytes, for `crate::reassembly`'s reassembled datagrams.
 pub use dns::udp_message;
 pub use error::DecodeError;
+pub use message::{Parsed, read_message};
 pub use packet::{PacketMeta, dns_events, parse_ip_dns};
 pub use record::{DnsPacket, Record, decode_record};
 pub use segment::db_segment_event;

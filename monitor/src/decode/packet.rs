@@ -114,7 +114,7 @@ pub fn parse_ip_dns(ip_packet: &[u8], meta: PacketMeta) -> Result<Vec<DnsEvent>,
     let destination = SocketAddr::new(destination_ip, destination_port);
     Ok(messages
         .into_iter()
-        .map(|message| DnsEvent {
+        .map(|parsed| DnsEvent {
             timestamp: meta.timestamp,
             direction: meta.direction,
             transport,
@@ -124,10 +124,11 @@ pub fn parse_ip_dns(ip_packet: &[u8], meta: PacketMeta) -> Result<Vec<DnsEvent>,
             truncated,
             // Set by `dns_events`; a capture has no sockets.
             socket_cookie: 0,
-            message,
+            message: parsed.message,
             // Set by `crate::reassembly` for interface captures.
             seen_at: crate::event::Hook::Socket,
             fragmented: false,
+            malformed: parsed.malformed,
         })
         .collect())
 }

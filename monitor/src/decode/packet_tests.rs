@@ -259,8 +259,14 @@ fn truncated_capture_that_does_not_parse() {
         .to_vec()
         .unwrap();
     let packet = udp4(RESOLVER, CLIENT, (53, 40000), &payload);
+    // Cut inside the second answer: the first is judged, the cut noted.
     let cut = &packet[..packet.len() - 5];
-    let err = parse_ip_dns(cut, meta(Direction::Ingress, true)).unwrap_err();
+    let events = parse_ip_dns(cut, meta(Direction::Ingress, true)).unwrap();
+    assert_eq!(answers_v4(&events[0]), [Ipv4Addr::new(10, 9, 8, 7)]);
+    let malformed = events[0].malformed.as_ref().unwrap();
+    assert!(malformed.cut && malformed.record == 1, "{malformed:?}");
+    // Cut inside the DNS header.
+    let err = parse_ip_dns(&packet[..28 + 8], meta(Direction::Ingress, true)).unwrap_err();
     assert!(
         matches!(
             err,

@@ -1,21 +1,24 @@
 //! `dns-answer-diverged`: A/AAAA answers for configured hostnames, checked
-//! against the pinned sets.
+//! against the pinned sets — and answers pinwatch cannot vouch for: a
+//! message that does not parse whole, or a CNAME chain longer than it
+//! follows, where a stub resolver reads on and hands the application what
+//! pinwatch never judged.
 use std::{net::IpAddr, sync::Arc};
 
 use hickory_proto::{
     op::{MessageType, Query},
-    rr::{Record, RecordType},
+    rr::{Name, Record, RecordType},
 };
 
 use super::{
-    Detector, LastAnswer, Verdict,
-    names::{addresses_of, cname_chain, hostname},
+    Detector, LastAnswer, MAX_CNAME_DEPTH, Verdict, injected,
+    names::{addresses_of, chain_cut, cname_chain, hostname},
     pins::PinnedDatabase,
 };
 use crate::{
     alert::{Alert, DnsAnswer, DnsFacts, Rule},
     dnstext,
-    event::{Direction, DnsEvent, Hook},
+    event::{Direction, DnsEvent, Hook, Malformed, Section},
 };
 
 pub(super) fn check_response(detector: &mut Detector, event: &DnsEvent) -> Vec<Alert> {
@@ -31,6 +34,7 @@ pub(super) fn check_response(detector: &mut Detector, event: &DnsEvent) -> Vec<A
     detector.counters.dns_responses_checked += 1;
     let mut alerts = Vec::new();
     let answers = event.message.answers();
+    let unjudged = unjudged_fault(event);
     for query in event.message.queries() {
         if !matches!(
             query.query_type(),
@@ -39,9 +43,15 @@ pub(super) fn check_response(detector: &mut Detector, event: &DnsEvent) -> Vec<A
             continue;
         }
         let chain = cname_chain(query.name(), answers);
-        let Some((min_ttl, ips)) = addresses_of(&chain, answers) else {
-            continue;
+        let doubt = Doubt {
+            malformed: unjudged,
+            chain_cut: chain_cut(&chain, answers),
         };
+        let reached = addresses_of(&chain, answers);
+        if reached.is_none() && !doubt.any() {
+            continue;
+        }
+        let (min_ttl, ips) = reached.unwrap_or_default();
         // One copy of the name, shared by every address it mapped.
         let asked: Arc<str> = hostname(query.name()).into();
         for &(ip, ttl) in &ips {
@@ -58,34 +68,37 @@ pub(super) fn check_response(detector: &mut Detector, event: &DnsEvent) -> Vec<A
                 .copied()
                 .filter(|&ip| !database.allows(ip))
                 .collect();
-            let verdict = if unexpected.is_empty() {
+            let verdict = if unexpected.is_empty() && !doubt.any() {
                 Verdict::Pinned
             } else {
                 Verdict::Diverged
             };
-            detector.last_answers.insert(
-                hostname(configured),
-                LastAnswer {
-                    addresses: ips.clone(),
-                    ttl: min_ttl,
-                    resolver: event.source.ip(),
-                    seen_at: event.timestamp,
-                    verdict,
-                },
-            );
+            if !ips.is_empty() {
+                detector.last_answers.insert(
+                    hostname(configured),
+                    LastAnswer {
+                        addresses: ips.clone(),
+                        ttl: min_ttl,
+                        resolver: event.source.ip(),
+                        seen_at: event.timestamp,
+                        verdict,
+                    },
+                );
+            }
             if verdict == Verdict::Pinned {
                 continue;
             }
             // As the message spelled it: the letter case is evidence too.
-            let question = query.name().to_string();
-            let question = question.strip_suffix('.').unwrap_or(&question).to_owned();
-            let message = format!(
-                "DNS answer for {question} (database {}) from resolver {} carries {} outside the pinned set; the resolver or the path to it may be poisoned — keep clients from connecting until it is explained",
-                database.name,
-                event.source.ip(),
-                join(&unexpected),
+            let question = trimmed(query.name());
+            let message = diverged_message(
+                &question,
+                &database.name,
+                event,
+                (&ips, &unexpected),
+                &doubt,
+                &chain,
             );
-            alerts.push(answer_alert(
+            let mut alert = answer_alert(
                 event,
                 query,
                 Rule::DnsAnswerDiverged,
@@ -94,10 +107,105 @@ pub(super) fn check_response(detector: &mut Detector, event: &DnsEvent) -> Vec<A
                 question,
                 ips,
                 unexpected,
+            );
+            alert.malformed = doubt.malformed.cloned();
+            if doubt.chain_cut {
+                alert.cname_chain_cut = chain.iter().map(|&name| hostname(name)).collect();
+            }
+            alerts.push(alert);
+        }
+    }
+    alerts.extend(injected::check(detector, event));
+    alerts
+}
+
+/// What keeps pinwatch from vouching for an answer whose addresses it read.
+struct Doubt<'a> {
+    /// The message did not parse whole where the client may have read on.
+    malformed: Option<&'a Malformed>,
+    /// The CNAME chain runs past the follow limit.
+    chain_cut: bool,
+}
+
+impl Doubt<'_> {
+    fn any(&self) -> bool {
+        self.malformed.is_some() || self.chain_cut
+    }
+}
+
+/// The fault of a message that may hide answers from pinwatch: any fault
+/// of the sender's making (a stub resolver reads past what hickory
+/// refuses, and a forger hides there), and a capture cut inside the
+/// question or the answers. A cut in the later sections hides nothing a
+/// stub resolver reads.
+fn unjudged_fault(event: &DnsEvent) -> Option<&Malformed> {
+    event
+        .malformed
+        .as_ref()
+        .filter(|m| !m.cut || matches!(m.section, Section::Question | Section::Answer))
+}
+
+fn diverged_message(
+    question: &str,
+    database: &str,
+    event: &DnsEvent,
+    (ips, unexpected): (&[IpAddr], &[IpAddr]),
+    doubt: &Doubt<'_>,
+    chain: &[&Name],
+) -> String {
+    let resolver = event.source.ip();
+    let mut text = if unexpected.is_empty() {
+        format!(
+            "DNS answer for {question} (database {database}) from resolver {resolver} cannot be vouched for"
+        )
+    } else {
+        format!(
+            "DNS answer for {question} (database {database}) from resolver {resolver} carries {} outside the pinned set",
+            join(unexpected)
+        )
+    };
+    if let Some(m) = doubt.malformed {
+        let reached = if ips.is_empty() {
+            "none".to_owned()
+        } else {
+            join(ips)
+        };
+        if m.cut {
+            text.push_str(&format!(
+                "; the message was longer than the kernel copies, and the copy ends inside its {} section at byte {} (record {}): pinwatch judged the addresses before the cut ({reached}), the client got them all",
+                m.section.name(), m.offset, m.record
+            ));
+        } else {
+            text.push_str(&format!(
+                "; the message does not parse whole ({} record {} at byte {}: {}): a stub resolver such as glibc's still hands the application what it reads, and pinwatch judged only the records that parse (addresses: {reached})",
+                m.section.name(), m.record, m.offset, m.reason
             ));
         }
     }
-    alerts
+    if doubt.chain_cut {
+        let followed: Vec<String> = chain.iter().map(|&name| hostname(name)).collect();
+        let reached = if ips.is_empty() {
+            "no address".to_owned()
+        } else {
+            join(ips)
+        };
+        text.push_str(&format!(
+            "; its CNAME chain runs past the {} links pinwatch follows ({}), reaching {reached} there, and a stub resolver follows it to the end",
+            MAX_CNAME_DEPTH,
+            followed.join(" -> ")
+        ));
+    }
+    text.push_str(
+        "; the resolver or the path to it may be poisoned — keep clients from connecting until it is explained",
+    );
+    text
+}
+
+/// A name as the message spelled it, without the root dot (hickory's
+/// escaped ASCII form: no Display impl involved).
+pub(super) fn trimmed(name: &Name) -> String {
+    let text = name.to_ascii();
+    text.strip_suffix('.').unwrap_or(&text).to_owned()
 }
 
 /// An alert about a DNS answer for a configured database: the resolver, the

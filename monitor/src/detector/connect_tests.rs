@@ -78,6 +78,7 @@ fn forged_answer(name: &str, ip: Ipv4Addr) -> Event {
         socket_cookie: 0,
         seen_at: crate::event::Hook::Socket,
         fragmented: false,
+        malformed: None,
         message,
     })
 }

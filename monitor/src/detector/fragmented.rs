@@ -136,6 +136,7 @@ pinned = ["192.0.2.0/24"]
             message,
             seen_at,
             fragmented,
+            malformed: None,
         })
     }
 

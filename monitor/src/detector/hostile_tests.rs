@@ -74,6 +74,7 @@ fn dns(message: Message, direction: Direction, from: &str, to: &str, time: Syste
         message,
         seen_at: Hook::Socket,
         fragmented: false,
+        malformed: None,
     }
 }
 

@@ -7,6 +7,7 @@ mod answers;
 mod connect;
 mod fault;
 mod fragmented;
+mod injected;
 mod matching;
 mod names;
 mod pins;
@@ -77,14 +78,26 @@ pub struct Detector {
 }
 
 impl Detector {
+    /// A detector for a capture: warm-up windows count from its first event.
     pub fn new(config: &Config) -> Detector {
+        Detector::build(config, None)
+    }
+
+    /// A detector for the daemon, which started looking at `started`:
+    /// warm-up windows count from then, so on a quiet host the first forged
+    /// reply (the first DNS message) is judged like any other.
+    pub fn started_at(config: &Config, started: SystemTime) -> Detector {
+        Detector::build(config, Some(started))
+    }
+
+    fn build(config: &Config, started: Option<SystemTime>) -> Detector {
         Detector {
             pins: PinIndex::new(&config.databases),
             recent: RecentAnswers::default(),
             last_answers: HashMap::new(),
             counters: Counters::default(),
             plaintext: plaintext::PlaintextTracker::default(),
-            matching: matching::Matching::new(config),
+            matching: matching::Matching::new(config, started),
             judging: fault::Stage::default(),
             #[cfg(test)]
             fault_on: None,
@@ -196,6 +209,8 @@ impl Detector {
     }
 }
 
+#[cfg(test)]
+mod evasion_tests;
 #[cfg(test)]
 mod hostile_tests;
 #[cfg(test)]

@@ -4,12 +4,10 @@
 //!
 //! hickory's `Name` equality ignores letter case, which is how a CNAME
 //! owner is matched to its target; configured hostnames are compared in
-//! lower case without the trailing dot ([`super::pins::normalize_name`]).
+//! lower case without the trailing dot ([`normalize_name`]).
 use std::net::IpAddr;
 
 use hickory_proto::rr::{Name, RData, Record};
-
-use super::pins::normalize_name;
 
 /// CNAME links followed from the question name before giving up: deeper
 /// chains are not produced by real zones, and a loop must end.
@@ -20,23 +18,34 @@ pub const MAX_CNAME_DEPTH: usize = 8;
 const MAX_TEXT: usize = 255;
 
 /// The question name followed through the answer's CNAME records, starting
-/// with the question itself.
+/// with the question itself, at most [`MAX_CNAME_DEPTH`] links.
 pub(crate) fn cname_chain<'a>(question: &'a Name, answers: &'a [Record]) -> Vec<&'a Name> {
     let mut chain = vec![question];
     for _ in 0..MAX_CNAME_DEPTH {
-        let current = *chain.last().expect("chain starts non-empty");
-        let next = answers.iter().find_map(|record| match record.data() {
-            RData::CNAME(target) if same_name(record.name(), current) => Some(&target.0),
-            _ => None,
-        });
-        match next {
-            Some(target) if !chain.iter().any(|&seen| same_name(seen, target)) => {
-                chain.push(target)
-            }
-            _ => break,
+        match next_link(&chain, answers) {
+            Some(target) => chain.push(target),
+            None => break,
         }
     }
     chain
+}
+
+/// Whether the follow limit cut `chain` (from [`cname_chain`]): its last
+/// name still has a CNAME to a name not yet followed. A stub resolver
+/// follows such a chain to its end, so its addresses went unjudged.
+pub(crate) fn chain_cut(chain: &[&Name], answers: &[Record]) -> bool {
+    chain.len() > MAX_CNAME_DEPTH && next_link(chain, answers).is_some()
+}
+
+/// The target of the CNAME owned by the chain's last name, unless the
+/// chain holds it already (a loop ends).
+fn next_link<'a>(chain: &[&'a Name], answers: &'a [Record]) -> Option<&'a Name> {
+    let current = *chain.last()?;
+    let target = answers.iter().find_map(|record| match record.data() {
+        RData::CNAME(target) if same_name(record.name(), current) => Some(&target.0),
+        _ => None,
+    })?;
+    (!chain.iter().any(|&seen| same_name(seen, target))).then_some(target)
 }
 
 /// A/AAAA addresses owned by any name of the chain, with their TTLs, and the
@@ -118,6 +127,11 @@ pub fn hostname(name: &Name) -> String {
     }
 }
 
+/// Lower case, no trailing dot: how hostnames are compared.
+pub fn normalize_name(name: &str) -> String {
+    name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase()
+}
+
 /// A buffer for [`plain_hostname`].
 pub fn text_buffer() -> [u8; MAX_TEXT] {
     [0; MAX_TEXT]
@@ -189,6 +203,38 @@ mod tests {
                 RData::CNAME(hickory_proto::rr::rdata::CNAME(a.clone())),
             ),
         ];
-        assert_eq!(cname_chain(&a, &records), vec![&a, &b]);
+        let chain = cname_chain(&a, &records);
+        assert_eq!(chain, vec![&a, &b]);
+        assert!(!chain_cut(&chain, &records));
+    }
+
+    #[test]
+    fn a_chain_longer_than_the_limit_is_cut_and_says_so() {
+        let names: Vec<Name> = (0..=MAX_CNAME_DEPTH + 1)
+            .map(|i| Name::from_str(&format!("n{i}.test.")).unwrap())
+            .collect();
+        let links = |count: usize| -> Vec<Record> {
+            names
+                .windows(2)
+                .take(count)
+                .map(|pair| {
+                    Record::from_rdata(
+                        pair[0].clone(),
+                        60,
+                        RData::CNAME(hickory_proto::rr::rdata::CNAME(pair[1].clone())),
+                    )
+                })
+                .collect()
+        };
+        // Exactly the limit: every link followed, nothing left.
+        let records = links(MAX_CNAME_DEPTH);
+        let chain = cname_chain(&names[0], &records);
+        assert_eq!(chain.len(), MAX_CNAME_DEPTH + 1);
+        assert!(!chain_cut(&chain, &records));
+        // One more link than the limit.
+        let records = links(MAX_CNAME_DEPTH + 1);
+        let chain = cname_chain(&names[0], &records);
+        assert_eq!(chain.len(), MAX_CNAME_DEPTH + 1);
+        assert!(chain_cut(&chain, &records));
     }
 }

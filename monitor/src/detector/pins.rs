@@ -3,7 +3,7 @@ use std::{collections::HashMap, net::IpAddr};
 use hickory_proto::rr::Name;
 use ipnet::IpNet;
 
-use super::names::{plain_hostname, text_buffer};
+use super::names::{normalize_name, plain_hostname, text_buffer};
 use crate::config::Database;
 
 /// IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) stand for the IPv4 address:
@@ -76,9 +76,4 @@ impl PinIndex {
     pub fn databases_for_port(&self, port: u16) -> &[usize] {
         self.by_port.get(&port).map(Vec::as_slice).unwrap_or(&[])
     }
-}
-
-/// Lower case, no trailing dot: how hostnames are compared.
-pub fn normalize_name(name: &str) -> String {
-    name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase()
 }

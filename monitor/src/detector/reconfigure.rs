@@ -89,6 +89,7 @@ mod tests {
             socket_cookie: 0,
             seen_at: crate::event::Hook::Socket,
             fragmented: false,
+            malformed: None,
             message,
         })
     }

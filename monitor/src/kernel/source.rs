@@ -10,7 +10,7 @@ use std::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Duration, SystemTime},
+    time::Duration,
 };
 
 use aya::maps::{MapData, PerCpuArray, RingBuf};
@@ -18,6 +18,7 @@ use pinwatch_common::{LOSS_CONNECT, LOSS_DB_SEGMENT, LOSS_DNS_OWNER, LOSS_DNS_PA
 use tokio::{io::unix::AsyncFd, sync::mpsc};
 
 use crate::{
+    clock::TimeBase,
     decode::{self, Clock, Record},
     event::{Event, LossEvent, LossOrigin},
     reassembly::Assembler,
@@ -77,6 +78,9 @@ pub struct KernelSource {
     ring: AsyncFd<RingBuf<MapData>>,
     lost: PerCpuArray<MapData, u64>,
     lost_seen: [u64; pinwatch_common::LOSS_SLOTS as usize],
+    /// The daemon's time base: the kernel's stamps and this side's ticks
+    /// (loss reports, reassembly expiry) on one clock.
+    time: Arc<TimeBase>,
     clock: Clock,
     stats: Arc<SourceStats>,
     undecodable_reported: u64,
@@ -88,7 +92,7 @@ impl KernelSource {
     pub fn new(
         ring: RingBuf<MapData>,
         lost: PerCpuArray<MapData, u64>,
-        clock: Clock,
+        time: Arc<TimeBase>,
         stats: Arc<SourceStats>,
     ) -> Result<KernelSource, SourceError> {
         // SAFETY: the ring buffer owns its map fd for as long as it lives, and
@@ -99,7 +103,8 @@ impl KernelSource {
             ring,
             lost,
             lost_seen: [0; pinwatch_common::LOSS_SLOTS as usize],
-            clock,
+            clock: time.kernel_clock(),
+            time,
             stats,
             undecodable_reported: 0,
             assembler: Assembler::default(),
@@ -150,7 +155,7 @@ impl KernelSource {
             if tick {
                 polls += 1;
                 if polls.is_multiple_of(TRIM_EVERY_POLLS) {
-                    crate::daemon::release_freed_memory();
+                    crate::heap::release_freed_memory();
                 }
             }
             if (tick || !batch.is_empty()) && events.send(batch).await.is_err() {
@@ -189,14 +194,10 @@ impl KernelSource {
             records += 1;
             self.stats.records.fetch_add(1, Ordering::Relaxed);
             match decode::decode_record(&item, &self.clock) {
-                Ok(Record::Connect(mut connect)) => {
-                    name_process_by_its_leader(&mut connect.process);
-                    batch.push(Event::Connect(connect));
-                }
-                Ok(Record::DnsOwner(mut owner)) => {
-                    name_process_by_its_leader(&mut owner.process);
-                    batch.push(Event::DnsOwner(owner));
-                }
+                // Named by their thread: the daemon's detector thread names
+                // the process, off this runtime (`daemon::process_names`).
+                Ok(Record::Connect(connect)) => batch.push(Event::Connect(connect)),
+                Ok(Record::DnsOwner(owner)) => batch.push(Event::DnsOwner(owner)),
                 Ok(Record::DbSegment(packet)) => match decode::db_segment_event(&packet) {
                     Ok(segment) => batch.push(Event::DbSegment(segment)),
                     Err(error) => {
@@ -225,7 +226,7 @@ impl KernelSource {
     /// Reports fragmented datagrams that will not complete, and publishes
     /// what reassembly dropped.
     fn reassembly_tick(&mut self) -> Vec<Event> {
-        let expired = self.assembler.expire(SystemTime::now());
+        let expired = self.assembler.expire(self.time.now());
         let stats = self.assembler.stats();
         let evicted = stats.tcp.flows_evicted + stats.tcp.flows_desynced;
         let before = self
@@ -253,7 +254,7 @@ impl KernelSource {
     /// Turns growth of the kernel's per-CPU loss counters, and of records
     /// this side could not decode, into loss events.
     fn losses(&mut self) -> Result<Vec<Event>, SourceError> {
-        let now = SystemTime::now();
+        let now = self.time.now();
         let mut events = Vec::new();
         for (slot, origin, reported) in [
             (
@@ -304,19 +305,5 @@ impl KernelSource {
             self.undecodable_reported = undecodable;
         }
         Ok(events)
-    }
-}
-
-/// The kernel reports the calling thread's name (`isc-net-0000` for dig's
-/// network thread); alerts name the process, as `ps` does: the thread-group
-/// leader's name, read while the process is most likely alive (once per
-/// DNS socket, once per connect to a watched port). Kept as is when the
-/// process is gone.
-fn name_process_by_its_leader(process: &mut crate::event::Process) {
-    if process.pid == process.tid {
-        return;
-    }
-    if let Ok(name) = std::fs::read_to_string(format!("/proc/{}/comm", process.pid)) {
-        process.name = name.trim_end_matches('\n').to_owned();
     }
 }

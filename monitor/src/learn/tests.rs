@@ -83,6 +83,7 @@ fn response(
         socket_cookie: 0,
         seen_at: crate::event::Hook::Socket,
         fragmented: false,
+        malformed: None,
         message,
     })
 }

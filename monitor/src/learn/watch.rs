@@ -6,7 +6,7 @@ use tokio::sync::mpsc;
 
 use super::{LearnError, Learner, Plan};
 use crate::{
-    decode::Clock,
+    clock::TimeBase,
     kernel::{
         self, Probes,
         source::{KernelSource, SourceStats},
@@ -30,7 +30,7 @@ pub async fn watch(
     let mut probes = Probes::attach(&cgroup_root, &BTreeSet::new())?;
     let (ring, lost) = probes.take_event_maps()?;
     let stats = Arc::new(SourceStats::default());
-    let source = KernelSource::new(ring, lost, Clock::from_system(), stats)?;
+    let source = KernelSource::new(ring, lost, Arc::new(TimeBase::host()), stats)?;
     on_ready();
 
     let mut learner = Learner::new(plan);

@@ -15,7 +15,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::{net::TcpListener, sync::Semaphore, task::JoinHandle};
 
 use super::{CONTENT_TYPE, SharedCollector, render};
-use crate::daemon::Shared;
+use crate::state::Shared;
 
 /// Connections served at once; more are closed at once.
 const MAX_CONNECTIONS: usize = 8;

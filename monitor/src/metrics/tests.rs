@@ -1,11 +1,17 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::*;
+use crate::{
+    alert::Rule,
+    kernel::ProgramStatus,
+    state::{self, Counters},
+};
 
 fn snapshot() -> Snapshot {
-    Snapshot {
-        version: "9.9.9".into(),
-        started_at: UNIX_EPOCH + Duration::from_secs(1_790_000_000),
+    let mut snapshot = Snapshot::take(&state::tests::shared(), UNIX_EPOCH);
+    snapshot.version = "9.9.9".into();
+    snapshot.started_at = UNIX_EPOCH + Duration::from_secs(1_790_000_000);
+    snapshot.counters = Counters {
         dns_messages: 12,
         dns_responses_checked: 5,
         connects: 3,
@@ -18,32 +24,33 @@ fn snapshot() -> Snapshot {
         alert_lines: 4,
         alerts_folded: 297,
         alert_write_errors: 0,
-        events_lost: vec![
+        lost_by_origin: vec![
             (LossOrigin::KernelDnsPacket, 7),
             (LossOrigin::KernelConnect, 0),
             (LossOrigin::Undecodable, 2),
         ],
         kernel_records: 20,
         dns_parse_errors: 1,
-        reassembly_given_up: 0,
-        programs: vec![
-            ProgramStatus {
-                name: "pw_dns_egress",
-                kind: "cgroup_skb/egress",
-                attached: true,
-            },
-            ProgramStatus {
-                name: "pw_connect4",
-                kind: "cgroup/connect4",
-                attached: false,
-            },
-        ],
-    }
+        ..Counters::default()
+    };
+    snapshot.programs = vec![
+        ProgramStatus {
+            name: "pw_dns_egress",
+            kind: "cgroup_skb/egress",
+            attached: true,
+        },
+        ProgramStatus {
+            name: "pw_connect4",
+            kind: "cgroup/connect4",
+            attached: false,
+        },
+    ];
+    snapshot
 }
 
 #[test]
 fn renders_every_family_as_openmetrics_text() {
-    let text = snapshot().render();
+    let text = render_snapshot(&snapshot());
     for line in [
         "# TYPE pinwatch_dns_messages counter",
         "pinwatch_dns_messages_total 12",
@@ -78,7 +85,7 @@ fn renders_every_family_as_openmetrics_text() {
 
 #[test]
 fn every_family_has_help_and_type_once() {
-    let text = snapshot().render();
+    let text = render_snapshot(&snapshot());
     let types: Vec<&str> = text.lines().filter(|l| l.starts_with("# TYPE ")).collect();
     let helps = text.lines().filter(|l| l.starts_with("# HELP ")).count();
     assert_eq!(types.len(), helps);

@@ -10,7 +10,6 @@
 //! source does on its one-second tick) so fragments that never complete
 //! are still reported.
 pub mod fragments;
-mod partial;
 pub mod tcp;
 
 use std::{
@@ -253,9 +252,7 @@ fn tcp_events(
     for output in outputs {
         match output {
             Output::Message(bytes) => match decode::udp_message(bytes, false) {
-                Ok(message) => {
-                    events.push(event(source, destination, Transport::Tcp, message, meta))
-                }
+                Ok(parsed) => events.push(event(source, destination, Transport::Tcp, parsed, meta)),
                 // A message that does not parse is skipped: the framing keeps
                 // the next one in step, and a forged answer next to garbage
                 // must still reach the detector.
@@ -287,16 +284,13 @@ fn datagram_event(datagram: &fragments::Datagram, meta: PacketMeta) -> Option<Dn
     if source_port != DNS_PORT && destination_port != DNS_PORT {
         return None;
     }
-    let message = if datagram.complete {
-        decode::udp_message(dns, false).ok()?
-    } else {
-        partial::message(dns)?
-    };
+    // A datagram missing fragments is read as far as its bytes go.
+    let parsed = decode::read_message(dns, !datagram.complete)?;
     let mut event = event(
         SocketAddr::new(datagram.key.source, source_port),
         SocketAddr::new(datagram.key.destination, destination_port),
         Transport::Udp,
-        message,
+        parsed,
         meta,
     );
     event.timestamp = datagram.first_seen;
@@ -309,7 +303,7 @@ fn event(
     source: SocketAddr,
     destination: SocketAddr,
     transport: Transport,
-    message: hickory_proto::op::Message,
+    parsed: decode::Parsed,
     meta: PacketMeta,
 ) -> DnsEvent {
     DnsEvent {
@@ -321,9 +315,10 @@ fn event(
         cgroup_id: meta.cgroup_id,
         truncated: meta.truncated,
         socket_cookie: 0,
-        message,
+        message: parsed.message,
         seen_at: Hook::Socket,
         fragmented: false,
+        malformed: parsed.malformed,
     }
 }
 

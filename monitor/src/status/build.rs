@@ -1,29 +1,21 @@
-//! Building a [`StatusReport`] from the daemon's shared state.
-use std::{
-    collections::BTreeMap,
-    sync::atomic::Ordering,
-    time::{Duration, SystemTime},
-};
+//! A [`StatusReport`] rendered from a [`Snapshot`] of the daemon's state.
+use std::time::SystemTime;
 
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 use super::{
-    ALERT_RECENCY, AlertReport, AnswerReport, ConfigReport, CountersReport, DatabaseReport, Health,
-    HealthStatus, ProgramReport, StatusReport,
+    AlertReport, AnswerReport, ConfigReport, CountersReport, DatabaseReport, Health, HealthStatus,
+    ProgramReport, StatusReport,
 };
 use crate::{
-    alert::Rule,
-    daemon::Shared,
     detector::{LastAnswer, Verdict},
+    state::Snapshot,
 };
 
-impl StatusReport {
-    /// A snapshot of `shared` as of `now`. Each lock is held only while its
-    /// part is copied, so the detector thread waits at most that long.
-    pub fn build(shared: &Shared, now: SystemTime) -> StatusReport {
-        let config = shared.config();
-        let programs: Vec<ProgramReport> = shared
-            .programs()
+impl From<&Snapshot> for StatusReport {
+    fn from(snapshot: &Snapshot) -> StatusReport {
+        let programs = snapshot
+            .programs
             .iter()
             .map(|p| ProgramReport {
                 name: p.name.to_owned(),
@@ -31,100 +23,68 @@ impl StatusReport {
                 attached: p.attached,
             })
             .collect();
-        let (detector_counters, answers) = {
-            let detector = shared.detector();
-            let answers: Vec<Vec<(String, Option<LastAnswer>)>> = config
-                .databases
-                .iter()
-                .map(|db| {
-                    db.hostnames
-                        .iter()
-                        .map(|h| (h.clone(), detector.last_answer(h).cloned()))
-                        .collect()
-                })
-                .collect();
-            (detector.counters().clone(), answers)
-        };
-        let databases = config
+        let databases = snapshot
             .databases
             .iter()
-            .zip(answers)
-            .map(|(db, answers)| DatabaseReport {
+            .map(|db| DatabaseReport {
                 name: db.name.clone(),
                 hostnames: db.hostnames.clone(),
                 ports: db.ports.clone(),
                 pinned: db.pinned.clone(),
-                mode: db.mode.as_str().to_owned(),
-                last_answers: answers
-                    .into_iter()
-                    .map(|(host, answer)| (host, answer.map(|a| answer_report(&a, now))))
+                mode: db.mode.to_owned(),
+                last_answers: db
+                    .last_answers
+                    .iter()
+                    .map(|(host, answer)| {
+                        let answer = answer.as_ref().map(|a| answer_report(a, snapshot));
+                        (host.clone(), answer)
+                    })
                     .collect(),
             })
             .collect();
-
-        let history = shared.alert_history();
-        let mut alerts: BTreeMap<String, u64> =
-            Rule::ALL.iter().map(|r| (r.id().to_owned(), 0)).collect();
-        for (rule, count) in &detector_counters.alerts {
-            alerts.insert(rule.id().to_owned(), *count);
-        }
+        let c = &snapshot.counters;
         let counters = CountersReport {
-            dns_messages: detector_counters.dns_messages,
-            dns_responses_checked: detector_counters.dns_responses_checked,
-            connects: detector_counters.connects,
-            alerts,
-            events_lost: detector_counters.events_lost,
-            detector_faults: detector_counters.detector_faults,
-            kernel_records: shared.source.records.load(Ordering::Relaxed),
-            undecodable_records: shared.source.undecodable.load(Ordering::Relaxed),
-            dns_parse_errors: shared.source.dns_parse_errors.load(Ordering::Relaxed),
-            alert_write_failures: history.write_failures(),
+            dns_messages: c.dns_messages,
+            dns_responses_checked: c.dns_responses_checked,
+            connects: c.connects,
+            detector_faults: c.detector_faults,
+            alerts: c
+                .alerts
+                .iter()
+                .map(|(rule, count)| (rule.id().to_owned(), *count))
+                .collect(),
+            events_lost: c.events_lost,
+            kernel_records: c.kernel_records,
+            undecodable_records: c.undecodable_records,
+            dns_parse_errors: c.dns_parse_errors,
+            alert_write_failures: c.alert_write_errors,
         };
-
-        let mut reasons: Vec<String> = programs
-            .iter()
-            .filter(|p| !p.attached)
-            .map(|p| format!("program {} ({}) is not attached", p.name, p.kind))
-            .collect();
-        if programs.is_empty() {
-            reasons.push("no eBPF program is loaded".to_owned());
-        }
-        if let Some((at, error)) = history.last_failure()
-            && age(*at, now) < ALERT_RECENCY
-        {
-            reasons.push(format!(
-                "the alert sink failed {} time(s), last {}s ago: {error}",
-                history.write_failures(),
-                age(*at, now).as_secs()
-            ));
-        }
         let health = Health {
-            status: if reasons.is_empty() {
+            status: if snapshot.health.is_healthy() {
                 HealthStatus::Healthy
             } else {
                 HealthStatus::Degraded
             },
-            reasons,
-            last_alert_age_s: history.newest().map(|t| age(t, now).as_secs()),
+            reasons: snapshot.health.reasons.clone(),
+            last_alert_age_s: snapshot.newest_alert.map(|t| snapshot.age(t).as_secs()),
         };
-        let recent_alerts = history
-            .recent()
+        let recent_alerts = snapshot
+            .recent_alerts
+            .iter()
             .map(|a| AlertReport {
                 time: rfc3339(a.time),
-                age_s: age(a.time, now).as_secs(),
+                age_s: snapshot.age(a.time).as_secs(),
                 rule: a.rule.id().to_owned(),
                 database: a.database.clone(),
                 message: a.message.clone(),
             })
             .collect();
-        drop(history);
-
         StatusReport {
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            pid: std::process::id(),
-            uptime_s: age(shared.started_at, now).as_secs(),
+            version: snapshot.version.clone(),
+            pid: snapshot.pid,
+            uptime_s: snapshot.uptime().as_secs(),
             config: ConfigReport {
-                path: config.path.as_ref().map(|p| {
+                path: snapshot.config_path.as_ref().map(|p| {
                     // The daemon never changes directory: a relative path
                     // it was given resolves the same now.
                     std::path::absolute(p)
@@ -132,7 +92,7 @@ impl StatusReport {
                         .display()
                         .to_string()
                 }),
-                hash: config.hash.clone(),
+                hash: snapshot.config_hash.clone(),
             },
             health,
             programs,
@@ -143,25 +103,19 @@ impl StatusReport {
     }
 }
 
-fn answer_report(answer: &LastAnswer, now: SystemTime) -> AnswerReport {
+fn answer_report(answer: &LastAnswer, snapshot: &Snapshot) -> AnswerReport {
     AnswerReport {
         addresses: answer.addresses.clone(),
         ttl: answer.ttl,
         resolver: answer.resolver,
         seen_at: rfc3339(answer.seen_at),
-        age_s: age(answer.seen_at, now).as_secs(),
+        age_s: snapshot.age(answer.seen_at).as_secs(),
         verdict: match answer.verdict {
             Verdict::Pinned => "pinned",
             Verdict::Diverged => "diverged",
         }
         .to_owned(),
     }
-}
-
-/// Event times come from the kernel's clock and may be a hair ahead of
-/// `now`: such ages are zero.
-fn age(then: SystemTime, now: SystemTime) -> Duration {
-    now.duration_since(then).unwrap_or_default()
 }
 
 /// RFC 3339, UTC, whole seconds: enough for a person reading status.

@@ -1,8 +1,8 @@
-//! What `pinwatch status` reports: the [`StatusReport`] the daemon builds
-//! from its shared state and sends over the control socket, the readable
-//! rendering of it, and the exit code it stands for (SPEC "Commands").
+//! What `pinwatch status` reports: the [`StatusReport`] the daemon renders
+//! from a [`crate::state::Snapshot`] and sends over the control socket, the
+//! readable rendering of it, and the exit code it stands for (SPEC
+//! "Commands").
 mod build;
-mod history;
 mod render;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -12,11 +12,10 @@ use std::{collections::BTreeMap, net::IpAddr, time::Duration};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-pub use history::{AlertHistory, RECENT_ALERTS, RecentAlert};
 pub use render::render;
 
 /// An alert this recent makes `pinwatch status` exit 1.
-pub const ALERT_RECENCY: Duration = Duration::from_secs(15 * 60);
+pub const ALERT_RECENCY: Duration = crate::state::RECENCY;
 
 /// One JSON object with SPEC's keys ("Status"), plus `health`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,7 +28,7 @@ pub struct StatusReport {
     pub programs: Vec<ProgramReport>,
     pub databases: Vec<DatabaseReport>,
     pub counters: CountersReport,
-    /// Newest first, at most [`RECENT_ALERTS`].
+    /// Newest first, at most [`crate::state::RECENT_ALERTS`].
     pub recent_alerts: Vec<AlertReport>,
 }
 

@@ -1,7 +1,4 @@
-use std::{
-    sync::Arc,
-    time::{Duration, SystemTime},
-};
+use std::time::{Duration, SystemTime};
 
 use hickory_proto::{
     op::{Message, MessageType, Query},
@@ -12,46 +9,12 @@ use serde_json::Value;
 use super::*;
 use crate::{
     alert::{Alert, Rule},
-    config::{Config, HostDefaults},
-    daemon::Shared,
-    detector::Detector,
     event::{Direction, DnsEvent, Event, Transport},
-    kernel::{ProgramStatus, source::SourceStats},
+    state::{
+        RECENT_ALERTS, Shared, Snapshot,
+        tests::{CONFIG, shared, shared_with},
+    },
 };
-
-const CONFIG: &str = r#"
-[[database]]
-name = "orders"
-hostnames = ["db.example.test", "db2.example.test"]
-ports = [26257]
-pinned = ["192.0.2.0/24"]
-
-[control]
-socket = "/run/pinwatch-test/pinwatch.sock"
-"#;
-
-/// A daemon's shared state without a kernel: the given program states and
-/// a detector built from `text`.
-pub(crate) fn shared_with(text: &str, programs: &[(&'static str, bool)]) -> Shared {
-    let host = HostDefaults {
-        resolv_conf_nameservers: vec![],
-    };
-    let config = Config::from_toml(text, None, &host).expect("test config is valid");
-    let detector = Detector::new(&config);
-    let programs = programs
-        .iter()
-        .map(|&(name, attached)| ProgramStatus {
-            name,
-            kind: "cgroup/connect4",
-            attached,
-        })
-        .collect();
-    Shared::new(config, detector, programs, Arc::new(SourceStats::default()))
-}
-
-pub(crate) fn shared() -> Shared {
-    shared_with(CONFIG, &[("pw_connect4", true)])
-}
 
 /// A response for `question` carrying `addresses`, delivered to a local
 /// socket at `at`.
@@ -82,6 +45,7 @@ pub(crate) fn answer(question: &str, addresses: &[&str], at: SystemTime) -> Even
         socket_cookie: 0,
         seen_at: crate::event::Hook::Socket,
         fragmented: false,
+        malformed: None,
         message,
     })
 }
@@ -91,12 +55,12 @@ pub(crate) fn answer(question: &str, addresses: &[&str], at: SystemTime) -> Even
 fn observe(shared: &Shared, event: &Event, now: SystemTime) {
     let alerts = shared.detector().observe(event);
     for alert in &alerts {
-        shared.alert_history().record(alert, Ok(()), now);
+        shared.note_written(alert, Ok(()), now);
     }
 }
 
 fn report_at(shared: &Shared, now: SystemTime) -> StatusReport {
-    StatusReport::build(shared, now)
+    StatusReport::from(&Snapshot::take(shared, now))
 }
 
 #[test]
@@ -202,7 +166,7 @@ fn exit_code_is_one_for_alerts_under_fifteen_minutes_old_only() {
     let shared = shared();
     let raised = SystemTime::now();
     let alert = Alert::new(raised, Rule::EventLoss, "lost 3 events".into());
-    shared.alert_history().record(&alert, Ok(()), raised);
+    shared.note_written(&alert, Ok(()), raised);
     let at = |secs| report_at(&shared, raised + Duration::from_secs(secs)).exit_code();
     assert_eq!(at(0), 1);
     assert_eq!(at(ALERT_RECENCY.as_secs() - 1), 1);
@@ -228,9 +192,7 @@ fn a_recent_sink_failure_makes_the_daemon_degraded_until_it_ages_out() {
     let shared = shared();
     let raised = SystemTime::now();
     let alert = Alert::new(raised, Rule::EventLoss, "lost 3 events".into());
-    shared
-        .alert_history()
-        .record(&alert, Err("disk full".into()), raised);
+    shared.note_written(&alert, Err("disk full".into()), raised);
     let report = report_at(&shared, raised + Duration::from_secs(1));
     assert_eq!(report.health.status, HealthStatus::Degraded);
     assert!(report.health.reasons[0].contains("disk full"));
@@ -247,7 +209,7 @@ fn recent_alerts_are_bounded_and_newest_first() {
     for i in 0..(RECENT_ALERTS as u64 + 5) {
         let at = start + Duration::from_secs(i);
         let alert = Alert::new(at, Rule::EventLoss, format!("alert {i}"));
-        shared.alert_history().record(&alert, Ok(()), at);
+        shared.note_written(&alert, Ok(()), at);
     }
     let report = report_at(&shared, start + Duration::from_secs(100));
     assert_eq!(report.recent_alerts.len(), RECENT_ALERTS);

@@ -52,8 +52,8 @@ use crate::{
     event::{Direction, DnsEvent, DnsOwnerEvent, Hook, OwnerRole, Process, Transport},
 };
 
-/// Responses in the first moments after the first event may answer queries
-/// sent before pinwatch looked: not judged unsolicited for this long.
+/// Responses in the first moments after pinwatch started looking may answer
+/// queries sent before it did: not judged unsolicited for this long.
 const STARTUP_GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Debug)]
@@ -95,15 +95,26 @@ pub(super) struct Matching {
 }
 
 impl Matching {
-    pub fn new(config: &Config) -> Matching {
-        Matching {
+    /// `started`: when pinwatch started looking (the daemon's start); the
+    /// warm-up counts from it. `None` (a capture): from the first event.
+    pub fn new(config: &Config, started: Option<SystemTime>) -> Matching {
+        let mut matching = Matching {
             table: QueryTable::default(),
             owners: Owners::default(),
             stubs: StubPaths::default(),
             settings: Settings::of(config),
             blind_until: None,
             started: false,
+        };
+        if let Some(at) = started {
+            matching.start(at);
         }
+        matching
+    }
+
+    fn start(&mut self, at: SystemTime) {
+        self.started = true;
+        self.blind(at + STARTUP_GRACE.min(self.settings.timeout));
     }
 
     pub fn reconfigure(&mut self, config: &Config) {
@@ -173,8 +184,7 @@ impl Matching {
         let now = event.timestamp;
         self.table.expire(now);
         if !self.started {
-            self.started = true;
-            self.blind(now + STARTUP_GRACE.min(self.settings.timeout));
+            self.start(now);
         }
         let message = &event.message;
         let mut context = DnsContext::default();

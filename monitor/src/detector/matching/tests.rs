@@ -93,6 +93,7 @@ fn event(message: Message, direction: Direction, from: &str, to: &str, ms: u64) 
         message,
         seen_at: Hook::Socket,
         fragmented: false,
+        malformed: None,
     })
 }
 

@@ -16,13 +16,13 @@ pub struct RecentAlert {
     pub message: String,
 }
 
-/// Bounded record of raised alerts and sink failures, kept in `Shared`.
+/// Bounded record of raised alerts and the last sink failure, kept in
+/// [`super::Shared`]; failures are counted in its stream counters.
 #[derive(Debug, Default)]
 pub struct AlertHistory {
     /// Oldest first.
     recent: VecDeque<RecentAlert>,
     newest: Option<SystemTime>,
-    write_failures: u64,
     last_failure: Option<(SystemTime, String)>,
 }
 
@@ -44,7 +44,6 @@ impl AlertHistory {
                 .map_or(alert.timestamp, |t| t.max(alert.timestamp)),
         );
         if let Err(error) = written {
-            self.write_failures += 1;
             self.last_failure = Some((now, error));
         }
     }
@@ -57,10 +56,6 @@ impl AlertHistory {
     /// When the newest alert's event happened.
     pub fn newest(&self) -> Option<SystemTime> {
         self.newest
-    }
-
-    pub fn write_failures(&self) -> u64 {
-        self.write_failures
     }
 
     /// When the sink last failed, and how.
