@@ -213,9 +213,9 @@ fn main() {
 /// Issue 10's 50-byte response: x.example A, and an OPT record with 12
 /// bytes of RDATA in the answer section.
 const OPT_ANSWER: [u8; 50] = [
-    0x33, 0x33, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0, 1, b'x', 7, b'e', b'x', b'a', b'm', b'p',
-    b'l', b'e', 0, 0, 1, 0, 1, 0, 0x00, 0x29, 0x04, 0xd0, 0, 0, 0, 0, 0x00, 0x0c, 0x00, 0x0a,
-    0x00, 0x08, b'A', b'B', b'C', b'D', b'E', b'F', b'G', b'H',
+    0x33, 0x33, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0, 1, b'x', 7, b'e', b'x', b'a', b'm', b'p', b'l',
+    b'e', 0, 0, 1, 0, 1, 0, 0x00, 0x29, 0x04, 0xd0, 0, 0, 0, 0, 0x00, 0x0c, 0x00, 0x0a, 0x00, 0x08,
+    b'A', b'B', b'C', b'D', b'E', b'F', b'G', b'H',
 ];
 
 fn query() -> Message {

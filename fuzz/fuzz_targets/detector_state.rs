@@ -115,16 +115,29 @@ impl State {
                 // Milliseconds to minutes: grace, query timeout, fold windows.
                 let step = u64::from(script.byte());
                 self.now += Duration::from_millis(step * step * 10);
-                self.assembler.expire(self.now).into_iter().map(Event::Dns).collect()
+                self.assembler
+                    .expire(self.now)
+                    .into_iter()
+                    .map(Event::Dns)
+                    .collect()
             }
         }
     }
 
-    fn dns(&self, leg: (usize, usize), egress: bool, message: hickory_proto::op::Message) -> DnsEvent {
+    fn dns(
+        &self,
+        leg: (usize, usize),
+        egress: bool,
+        message: hickory_proto::op::Message,
+    ) -> DnsEvent {
         let (client, server) = (addr(CLIENTS[leg.0]), addr(SERVERS[leg.1]));
         DnsEvent {
             timestamp: self.now,
-            direction: if egress { Direction::Egress } else { Direction::Ingress },
+            direction: if egress {
+                Direction::Egress
+            } else {
+                Direction::Ingress
+            },
             transport: Transport::Udp,
             source: if egress { client } else { server },
             destination: if egress { server } else { client },
@@ -140,7 +153,10 @@ impl State {
     fn query(&mut self, script: &mut Script<'_>) -> Vec<Event> {
         let choice = script.byte();
         let asked = Asked {
-            leg: (usize::from(choice & 3), usize::from(choice >> 2) % SERVERS.len()),
+            leg: (
+                usize::from(choice & 3),
+                usize::from(choice >> 2) % SERVERS.len(),
+            ),
             id: script.u16(),
             name: usize::from(script.byte()) % NAMES.len(),
             cookie: COOKIES[usize::from(choice >> 6) % COOKIES.len()],
@@ -170,7 +186,10 @@ impl State {
         match self.asked.get(usize::from(choice) % 32) {
             Some(asked) if choice < 0xc0 => *asked,
             _ => Asked {
-                leg: (usize::from(choice & 3), usize::from(choice >> 2) % SERVERS.len()),
+                leg: (
+                    usize::from(choice & 3),
+                    usize::from(choice >> 2) % SERVERS.len(),
+                ),
                 id: script.u16(),
                 name: usize::from(script.byte()) % NAMES.len(),
                 cookie: COOKIES[usize::from(choice >> 4) % COOKIES.len()],
@@ -204,7 +223,11 @@ impl State {
         let mut event = self.dns(asked.leg, false, message);
         event.socket_cookie = asked.cookie;
         event.truncated = cut;
-        event.transport = if how & 2 != 0 { Transport::Tcp } else { Transport::Udp };
+        event.transport = if how & 2 != 0 {
+            Transport::Tcp
+        } else {
+            Transport::Udp
+        };
         if how & 4 != 0 {
             event.seen_at = Hook::Interface;
             event.fragmented = how & 8 != 0;
@@ -271,11 +294,27 @@ impl State {
         let split = (usize::from(script.byte()) * datagram.len() / 256) & !7;
         let second_at = (split + usize::from(script.byte() % 3) * 8).saturating_sub(8);
         let id = script.u16();
-        let first = fragment(server.0, client.0, id, 0, true, &datagram[..split.max(8).min(datagram.len())]);
-        let second = fragment(server.0, client.0, id, second_at, false, &datagram[second_at.min(datagram.len())..]);
+        let first = wire::fragment(
+            (server.0, client.0),
+            id,
+            0,
+            true,
+            &datagram[..split.max(8).min(datagram.len())],
+        );
+        let second = wire::fragment(
+            (server.0, client.0),
+            id,
+            second_at,
+            false,
+            &datagram[second_at.min(datagram.len())..],
+        );
         let mut events = Vec::new();
         let order = script.byte() & 1;
-        for packet in if order == 0 { [&first, &second] } else { [&second, &first] } {
+        for packet in if order == 0 {
+            [&first, &second]
+        } else {
+            [&second, &first]
+        } {
             events.extend(self.push_at(packet, 0, Hook::Interface));
         }
         events
@@ -310,22 +349,33 @@ impl State {
                 timestamp: self.now,
                 process,
                 destination: addr(PEERS[usize::from(choice >> 2) % PEERS.len()]),
-                action: if choice & 1 == 0 { ConnectAction::Allowed } else { ConnectAction::Blocked },
+                action: if choice & 1 == 0 {
+                    ConnectAction::Allowed
+                } else {
+                    ConnectAction::Blocked
+                },
                 socket_cookie: cookie,
             }),
             1 => Event::DnsOwner(DnsOwnerEvent {
                 timestamp: self.now,
                 socket_cookie: cookie,
                 process,
-                role: [OwnerRole::Dns, OwnerRole::DnsOverTls, OwnerRole::DnsOverHttps]
-                    [usize::from(choice >> 2) % 3],
+                role: [
+                    OwnerRole::Dns,
+                    OwnerRole::DnsOverTls,
+                    OwnerRole::DnsOverHttps,
+                ][usize::from(choice >> 2) % 3],
                 destination: addr(SERVERS[usize::from(choice >> 4) % SERVERS.len()]),
             }),
             2 => {
                 let len = usize::from(script.byte());
                 Event::DbSegment(DbSegmentEvent {
                     timestamp: self.now,
-                    direction: if choice & 1 == 0 { Direction::Egress } else { Direction::Ingress },
+                    direction: if choice & 1 == 0 {
+                        Direction::Egress
+                    } else {
+                        Direction::Ingress
+                    },
                     client: addr(CLIENTS[0]),
                     server: addr(PEERS[usize::from(choice >> 2) % PEERS.len()]),
                     socket_cookie: cookie,
@@ -350,19 +400,4 @@ fn v4_ends(asked: Asked) -> (([u8; 4], u16), ([u8; 4], u16)) {
         SocketAddr::V6(_) => ([198, 51, 100, 10], 40002),
     };
     (v4(SERVERS[asked.leg.1]), v4(CLIENTS[asked.leg.0]))
-}
-
-/// An IPv4 fragment of a UDP datagram (protocol 17) at byte `offset`.
-fn fragment(source: [u8; 4], destination: [u8; 4], id: u16, offset: usize, more: bool, data: &[u8]) -> Vec<u8> {
-    let total = (20 + data.len()) as u16;
-    let flags_offset = (if more { 0x2000 } else { 0 }) | ((offset / 8) as u16 & 0x1fff);
-    let mut packet = vec![0x45, 0];
-    packet.extend_from_slice(&total.to_be_bytes());
-    packet.extend_from_slice(&id.to_be_bytes());
-    packet.extend_from_slice(&flags_offset.to_be_bytes());
-    packet.extend_from_slice(&[64, 17, 0, 0]);
-    packet.extend_from_slice(&source);
-    packet.extend_from_slice(&destination);
-    packet.extend_from_slice(data);
-    packet
 }

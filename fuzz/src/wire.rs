@@ -164,3 +164,24 @@ fn record(script: &mut impl Choices, out: &mut Vec<u8>, targets: &mut Vec<u16>) 
     };
     out[length_at..length_at + 2].copy_from_slice(&length.to_be_bytes());
 }
+
+/// One IPv4 fragment (protocol UDP) of `data`, at byte `offset`.
+pub fn fragment(
+    ends: ([u8; 4], [u8; 4]),
+    id: u16,
+    offset: usize,
+    more: bool,
+    data: &[u8],
+) -> Vec<u8> {
+    let total = (20 + data.len()) as u16;
+    let flags = (if more { 0x2000 } else { 0 }) | ((offset / 8) as u16 & 0x1fff);
+    let mut packet = vec![0x45, 0];
+    packet.extend_from_slice(&total.to_be_bytes());
+    packet.extend_from_slice(&id.to_be_bytes());
+    packet.extend_from_slice(&flags.to_be_bytes());
+    packet.extend_from_slice(&[64, 17, 0, 0]);
+    packet.extend_from_slice(&ends.0);
+    packet.extend_from_slice(&ends.1);
+    packet.extend_from_slice(data);
+    packet
+}

@@ -16,6 +16,8 @@ use crate::netns::NetNs;
 #[path = "../../fuzz/src/wire.rs"]
 pub mod wire;
 
+pub use wire::fragment;
+
 /// Issue 10's crash input: x.example A, and in the answer section an OPT
 /// record with 12 bytes of RDATA (hickory's `Display` of it fails).
 pub const OPT_ANSWER: [u8; 50] = [
@@ -133,27 +135,6 @@ pub fn a_answer(query: &[u8], address: Ipv4Addr) -> Vec<u8> {
     bytes.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
     bytes.extend_from_slice(&address.octets());
     bytes
-}
-
-/// One IPv4 fragment (protocol UDP) of `data`, at byte `offset`.
-pub fn fragment(
-    ends: (Ipv4Addr, Ipv4Addr),
-    id: u16,
-    offset: usize,
-    more: bool,
-    data: &[u8],
-) -> Vec<u8> {
-    let total = (20 + data.len()) as u16;
-    let flags = (if more { 0x2000 } else { 0 }) | ((offset / 8) as u16 & 0x1fff);
-    let mut packet = vec![0x45, 0];
-    packet.extend_from_slice(&total.to_be_bytes());
-    packet.extend_from_slice(&id.to_be_bytes());
-    packet.extend_from_slice(&flags.to_be_bytes());
-    packet.extend_from_slice(&[64, 17, 0, 0]);
-    packet.extend_from_slice(&ends.0.octets());
-    packet.extend_from_slice(&ends.1.octets());
-    packet.extend_from_slice(data);
-    packet
 }
 
 /// A UDP datagram (header and payload, checksum 0: none) from port 53.

@@ -23,12 +23,14 @@ use pinwatch_integration_tests::{
         tcp_listener_in, udp_datagram, udp_in,
         wire::{self, NAMES},
     },
-    ip_list_field, lines, pinwatch_bin, require_root, str_field,
+    lines, pinwatch_bin, require_root, str_field,
 };
 use serde_json::Value;
 
 const DB_HOST: &str = "db.lab.test";
 const FORGED: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 99);
+/// The daemon's warm-up for unsolicited answers, and a little more.
+const WARM_UP: Duration = Duration::from_secs(6);
 /// The daemon's resident set after the flood, at most: it holds bounded
 /// tables (queries, legs, fold windows, reassembly) whatever it is sent;
 /// it starts near 25 MiB (about as much after 4,600 hostile answers).
@@ -108,7 +110,9 @@ fn assert_forged_answer_caught(daemon: &Daemon, exchange: &Exchange, id: u16) {
     exchange.ask(&query(id, DB_HOST), |q| vec![a_answer(q, FORGED)]);
     let alerts = daemon.alerts().wait_for(ALERT_TIMEOUT, |a| {
         str_field(a, "event.action") == "dns-answer-diverged"
-            && ip_list_field(a, "pinwatch.unexpected_ips") == [IpAddr::V4(FORGED)]
+            && field(a, "pinwatch.unexpected_ips")
+                .and_then(Value::as_array)
+                .is_some_and(|ips| ips.iter().any(|ip| ip == &FORGED.to_string()))
     });
     assert!(
         !alerts.is_empty(),
@@ -124,6 +128,9 @@ fn the_crash_input_answering_a_query_or_unasked_leaves_the_daemon_judging() {
     let lab = Lab::new();
     let daemon = Daemon::start(&config());
     let exchange = Exchange::new(&lab);
+    // Past the warm-up after start, when unsolicited answers are not judged
+    // (and so not written into an alert).
+    std::thread::sleep(WARM_UP);
     // As the answer to a real query (its id copied).
     exchange.ask(&query(0x3333, "x.example"), |q| {
         let mut answer = OPT_ANSWER.to_vec();
@@ -145,29 +152,32 @@ fn the_crash_input_answering_a_query_or_unasked_leaves_the_daemon_judging() {
     assert_up(&daemon);
 }
 
-/// A pcap (raw IP) holding the crash input from the resolver to the client.
+/// A pcap (raw IP) holding the crash input from the resolver to the
+/// client: whole, and as two IP fragments (the path through
+/// `dns-fragmented-response`).
 fn crash_capture() -> Vec<u8> {
     let to = SocketAddrV4::new(CLIENT_V4, 40999);
     let datagram = udp_datagram(to, &OPT_ANSWER);
-    let packet = fragment((DNS_V4, CLIENT_V4), 1, 0, false, &datagram);
+    let ends = (DNS_V4.octets(), CLIENT_V4.octets());
+    let packets = [
+        fragment(ends, 1, 0, false, &datagram),
+        fragment(ends, 2, 0, true, &datagram[..32]),
+        fragment(ends, 2, 32, false, &datagram[32..]),
+    ];
     let mut file = Vec::new();
-    for word in [0xa1b2_c3d4u32] {
-        file.extend_from_slice(&word.to_le_bytes());
-    }
+    file.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
     file.extend_from_slice(&2u16.to_le_bytes());
     file.extend_from_slice(&4u16.to_le_bytes());
     for word in [0u32, 0, 65535, 101] {
         file.extend_from_slice(&word.to_le_bytes());
     }
-    for word in [
-        1_790_000_000u32,
-        0,
-        packet.len() as u32,
-        packet.len() as u32,
-    ] {
-        file.extend_from_slice(&word.to_le_bytes());
+    for packet in &packets {
+        let len = packet.len() as u32;
+        for word in [1_790_000_000u32, 0, len, len] {
+            file.extend_from_slice(&word.to_le_bytes());
+        }
+        file.extend_from_slice(packet);
     }
-    file.extend_from_slice(&packet);
     file
 }
 
@@ -261,13 +271,14 @@ impl Flood {
         }
     }
 
-    /// A forged answer with a CNAME and the OPT record, cut at every offset.
+    /// A forged answer with the OPT record after it, whole and cut at every
+    /// offset.
     fn every_cut(&mut self, exchange: &Exchange) {
         let id = self.id();
         let mut whole = a_answer(&query(id, DB_HOST), Ipv4Addr::new(203, 0, 113, 66));
         whole[7] = 2;
         whole.extend_from_slice(&OPT_ANSWER[27..]);
-        for cut in 0..whole.len() {
+        for cut in 0..=whole.len() {
             let id = self.id();
             exchange.ask(&query(id, DB_HOST), |_| {
                 let mut answer = whole[..cut].to_vec();
@@ -337,9 +348,15 @@ impl Flood {
                 .saturating_sub(8 * self.rng.below(3))
                 .min(datagram.len());
             let ip_id = self.rng.next_u64() as u16;
-            let first = fragment((DNS_V4, CLIENT_V4), ip_id, 0, true, &datagram[..split]);
+            let first = fragment(
+                (DNS_V4.octets(), CLIENT_V4.octets()),
+                ip_id,
+                0,
+                true,
+                &datagram[..split],
+            );
             let second = fragment(
-                (DNS_V4, CLIENT_V4),
+                (DNS_V4.octets(), CLIENT_V4.octets()),
                 ip_id,
                 second_at,
                 false,
@@ -374,6 +391,7 @@ fn a_live_fire_flood_of_hostile_answers_leaves_the_daemon_up_bounded_and_judging
     let lab = Lab::new();
     let daemon = Daemon::start(&config());
     let exchange = Exchange::new(&lab);
+    std::thread::sleep(WARM_UP);
     let pid = daemon.pid().expect("the daemon runs");
     let before = rss_kib(pid).expect("the daemon's VmRSS");
     let started = Instant::now();
