@@ -111,6 +111,59 @@ fn main() {
         &[step(3, 2, 0, head), step(1, 2, 16, tail)].concat(),
     );
 
+    // detector_state scripts: [op] then the op's choices (see the target).
+    // A query from a socket (cookie 0xa11) on leg 0, id 7 for db.lab.test,
+    // then the answer to it: raw bytes, or structure-aware with a forged A
+    // record and an OPT record.
+    let ask = |id: u16, name_index: u8| {
+        let mut step = vec![0, 0x40];
+        step.extend_from_slice(&id.to_be_bytes());
+        step.extend_from_slice(&[name_index, 0]);
+        step
+    };
+    let raw = |bytes: &[u8]| {
+        let mut step = vec![5, 0, 0];
+        step.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+        step.extend_from_slice(bytes);
+        step
+    };
+    let forged_bytes = forged.to_vec().unwrap();
+    write(
+        "detector_state",
+        "forged-answer",
+        &[ask(7, 0), raw(&forged_bytes)].concat(),
+    );
+    // Response op: target 0, how 0, flags, 2 answers, counts true; record
+    // 1: pointer to the question, A, IN, TTL, well-formed 203.0.113.66,
+    // true RDLENGTH; record 2: pointer, OPT, IN, TTL, well-formed option.
+    let structured = [
+        ask(7, 0),
+        vec![2, 0, 0, 0, 2, 0, 0, 0],
+        vec![0, 0, 0, 30, 0, 1, 3],
+        vec![0, 9, 0, 30, 0, 3],
+        vec![0],
+    ]
+    .concat();
+    write("detector_state", "forged-and-opt", &structured);
+    // Issue 10's crash input, answering the query it matches (id 0x3333,
+    // x.example A).
+    write(
+        "detector_state",
+        "opt-answer",
+        &[ask(0x3333, 4), raw(&OPT_ANSWER)].concat(),
+    );
+    // Past the startup grace (a 400 s tick), the same unasked by a socket
+    // (a made-up target: choice 0x10, id, name), then asked and answered
+    // twice: the unsolicited and conflicting paths.
+    let mut unasked = vec![9, 200, 5, 0x10, 0x33, 0x33, 4, 0];
+    unasked.extend_from_slice(&(OPT_ANSWER.len() as u16).to_be_bytes());
+    unasked.extend_from_slice(&OPT_ANSWER);
+    write(
+        "detector_state",
+        "opt-answer-unsolicited",
+        &[unasked, ask(0x3333, 4), raw(&OPT_ANSWER), raw(&OPT_ANSWER)].concat(),
+    );
+
     // Configuration.
     let example = fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/pinwatch.toml"))
         .expect("config/pinwatch.toml");
@@ -156,6 +209,14 @@ fn main() {
         &pcapng(276, &[&sll2(&tcp_forged), &sll2(&syn)]),
     );
 }
+
+/// Issue 10's 50-byte response: x.example A, and an OPT record with 12
+/// bytes of RDATA in the answer section.
+const OPT_ANSWER: [u8; 50] = [
+    0x33, 0x33, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0, 1, b'x', 7, b'e', b'x', b'a', b'm', b'p', b'l',
+    b'e', 0, 0, 1, 0, 1, 0, 0x00, 0x29, 0x04, 0xd0, 0, 0, 0, 0, 0x00, 0x0c, 0x00, 0x0a, 0x00, 0x08,
+    b'A', b'B', b'C', b'D', b'E', b'F', b'G', b'H',
+];
 
 fn query() -> Message {
     let mut message = Message::new();

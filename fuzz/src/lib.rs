@@ -1,4 +1,8 @@
-//! What the fuzz targets share: one fixed configuration, parsed once.
+//! What the fuzz targets share: one fixed configuration, parsed once, and
+//! for `detector_state` a script reader and hostile-response builder.
+pub mod script;
+pub mod wire;
+
 use std::sync::OnceLock;
 
 use pinwatch::{
@@ -20,6 +24,10 @@ name = "billing"
 hostnames = ["billing.lab.test"]
 ports = [26257, 5432]
 pinned = ["198.51.100.20"]
+
+[dns]
+trusted_resolvers = ["198.51.100.53", "127.0.0.53"]
+txid_mismatch_threshold = 3
 
 [alerts]
 dedup_window = "10s"

@@ -20,6 +20,7 @@ mod daemon;
 mod dig;
 mod dnsmasq;
 mod flask_app;
+pub mod hostile;
 mod journal;
 mod lab;
 mod learn;

@@ -12,9 +12,10 @@ use std::{
 use anyhow::{Context, bail};
 
 /// Every target in fuzz/fuzz_targets.
-pub const TARGETS: [&str; 6] = [
+pub const TARGETS: [&str; 7] = [
     "decode_record",
     "dns_path",
+    "detector_state",
     "reassembly",
     "config",
     "control_request",
