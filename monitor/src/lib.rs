@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod decode;
 pub mod detector;
 pub mod event;
+pub mod identity;
 pub mod kernel;
 pub mod learn;
 pub mod metrics;

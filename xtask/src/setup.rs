@@ -40,6 +40,12 @@ const PACKAGES: &[(&str, &str)] = &[
     // frontend: no setuid dumpcap).
     ("dnsperf", "/usr/bin/dnsperf"),
     ("tshark", "/usr/bin/tshark"),
+    // tests/tests/containers.rs: real containers (podman on runc, an image
+    // built FROM scratch around a static busybox).
+    ("podman", "/usr/bin/podman"),
+    ("runc", "/usr/sbin/runc"),
+    ("buildah", "/usr/bin/buildah"),
+    ("busybox-static", "/bin/busybox"),
 ];
 
 const BPF_LINKER_VERSION: &str = "0.10.2";

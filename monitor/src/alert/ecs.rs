@@ -206,6 +206,9 @@ pub fn encode(alert: &Alert, agent: &AgentInfo, event_id: &str) -> String {
     if let Some(resolution) = &alert.resolution {
         pinwatch.insert("resolution".into(), super::resolution_json(resolution));
     }
+    if let Some(workload) = &alert.workload {
+        super::workload::insert(&mut doc, &mut pinwatch, workload);
+    }
     if !pinwatch.is_empty() {
         doc.insert("pinwatch".into(), Value::Object(pinwatch));
     }

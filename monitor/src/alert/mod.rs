@@ -7,9 +7,11 @@ pub mod fold;
 pub mod journald;
 mod rule;
 pub mod sink;
+mod workload;
 
 use std::{
     net::{IpAddr, SocketAddr},
+    sync::Arc,
     time::SystemTime,
 };
 
@@ -18,7 +20,10 @@ use ipnet::IpNet;
 pub use ecs::{AgentInfo, ECS_VERSION, encode};
 pub use rule::Rule;
 
-use crate::event::{Process, Transport};
+use crate::{
+    event::{Process, Transport},
+    identity::Workload,
+};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Alert {
@@ -51,6 +56,9 @@ pub struct Alert {
     /// For `unexpected-db-peer`: whether pinwatch saw the name resolution
     /// that led to the connect (`pinwatch.resolution`).
     pub resolution: Option<Resolution>,
+    /// The container and pod of `process` (`container.*`, `orchestrator.*`),
+    /// set by the daemon after detection; `None` for host processes.
+    pub workload: Option<Arc<Workload>>,
 }
 
 /// The resolvers an answer passed through on this host.
@@ -116,6 +124,7 @@ impl Alert {
             db_session: None,
             path: None,
             resolution: None,
+            workload: None,
         }
     }
 }

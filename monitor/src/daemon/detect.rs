@@ -15,25 +15,29 @@ use crate::{
         sink::AlertWriter,
     },
     event::Event,
+    identity::Resolver,
 };
 
 pub(super) fn run(
     mut events: mpsc::Receiver<Vec<Event>>,
     shared: &Shared,
     mut writer: AlertWriter,
+    mut identity: Resolver,
 ) -> Result<(), DaemonError> {
     // The window is fixed for the daemon's life: a reload that changes it is
     // refused.
     let mut folder = Folder::new(shared.config().alerts.dedup_window, fold::DEFAULT_CAPACITY);
     while let Some(batch) = events.blocking_recv() {
         // One lock per batch: status readers wait at most one batch.
-        let alerts: Vec<_> = {
+        let mut alerts: Vec<_> = {
             let mut detector = shared.detector();
             batch
                 .iter()
                 .flat_map(|event| detector.observe(event))
                 .collect()
         };
+        // Outside the lock: reading a container's state may touch the disk.
+        identity.enrich(&mut alerts);
         let mut lines: Vec<Alert> = alerts
             .into_iter()
             .flat_map(|alert| folder.offer(alert))
