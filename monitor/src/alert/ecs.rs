@@ -209,6 +209,9 @@ pub fn encode(alert: &Alert, agent: &AgentInfo, event_id: &str) -> String {
     if let Some(workload) = &alert.workload {
         super::workload::insert(&mut doc, &mut pinwatch, workload);
     }
+    if let Some(conf) = &alert.resolv_conf {
+        pinwatch.insert("resolv_conf".into(), json!(conf.as_ref()));
+    }
     if !pinwatch.is_empty() {
         doc.insert("pinwatch".into(), Value::Object(pinwatch));
     }

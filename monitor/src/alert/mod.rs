@@ -22,7 +22,7 @@ pub use rule::Rule;
 
 use crate::{
     event::{Process, Transport},
-    identity::Workload,
+    identity::{ResolvConf, Workload},
 };
 
 #[derive(Debug, Clone, PartialEq)]
@@ -59,6 +59,9 @@ pub struct Alert {
     /// The container and pod of `process` (`container.*`, `orchestrator.*`),
     /// set by the daemon after detection; `None` for host processes.
     pub workload: Option<Arc<Workload>>,
+    /// For DNS alerts: the resolv.conf the asking process had
+    /// (`pinwatch.resolv_conf`), where the daemon read it.
+    pub resolv_conf: Option<Arc<ResolvConf>>,
 }
 
 /// The resolvers an answer passed through on this host.
@@ -125,6 +128,7 @@ impl Alert {
             path: None,
             resolution: None,
             workload: None,
+            resolv_conf: None,
         }
     }
 }

@@ -27,7 +27,8 @@ pub(super) fn run(
     // The window is fixed for the daemon's life: a reload that changes it is
     // refused.
     let mut folder = Folder::new(shared.config().alerts.dedup_window, fold::DEFAULT_CAPACITY);
-    while let Some(batch) = events.blocking_recv() {
+    while let Some(mut batch) = events.blocking_recv() {
+        identity.read_resolv_confs(&mut batch);
         // One lock per batch: status readers wait at most one batch.
         let mut alerts: Vec<_> = {
             let mut detector = shared.detector();

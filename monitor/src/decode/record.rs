@@ -353,6 +353,7 @@ fn dns_owner(raw: &RawDnsOwner, clock: &Clock) -> Result<DnsOwnerEvent, DecodeEr
         process: process(raw.pid_tgid, raw.uid_gid, &raw.comm, raw.cgroup_id),
         role,
         destination: SocketAddr::new(ip, raw.dport),
+        resolv_conf: None,
     })
 }
 

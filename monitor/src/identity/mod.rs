@@ -13,6 +13,7 @@
 mod cache;
 mod oci;
 mod path;
+mod resolv;
 mod resolver;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 pub use path::{ContainerRef, container_of};
+pub use resolv::ResolvConf;
 pub use resolver::Resolver;
 
 /// The container runtime, as ECS `container.runtime` names it.

@@ -10,11 +10,15 @@ use std::{
 };
 
 use super::{
-    HostRoots, Workload,
+    HostRoots, ResolvConf, Workload,
     cache::{Cache, Entry},
     oci, path,
+    resolv::ResolvConfs,
 };
-use crate::{alert::Alert, event::Process};
+use crate::{
+    alert::Alert,
+    event::{Event, OwnerRole, Process},
+};
 
 /// Distinct cgroups remembered; a busy node runs a few hundred.
 const CAPACITY: usize = 4_096;
@@ -31,15 +35,44 @@ pub struct Resolver {
     roots: HostRoots,
     cache: Cache,
     swept: Instant,
+    resolv_confs: ResolvConfs,
 }
 
 impl Resolver {
     pub fn new(roots: HostRoots) -> Resolver {
         Resolver {
+            resolv_confs: ResolvConfs::new(roots.proc.clone()),
             roots,
             cache: Cache::new(CAPACITY),
             swept: Instant::now(),
         }
+    }
+
+    /// Puts on each DNS socket owner record the resolv.conf of its process,
+    /// before the detector sees the batch: trust follows the workload.
+    pub fn read_resolv_confs(&mut self, batch: &mut [Event]) {
+        for event in batch {
+            if let Event::DnsOwner(owner) = event
+                && owner.role == OwnerRole::Dns
+            {
+                owner.resolv_conf = self
+                    .resolv_confs
+                    .of(owner.process.pid)
+                    .or_else(|| self.resolv_conf_of_container(&owner.process));
+            }
+        }
+    }
+
+    /// For a process that exited before its resolv.conf was read (a lookup
+    /// tool): the resolv.conf of another process of its container, which
+    /// shares its mount namespace. Host cgroups mix mount namespaces: none.
+    fn resolv_conf_of_container(&mut self, process: &Process) -> Option<Arc<ResolvConf>> {
+        self.workload(process)?;
+        let procs = self.cache.get(process.cgroup_id)?.dir.join("cgroup.procs");
+        let pids = std::fs::read_to_string(procs).ok()?;
+        pids.lines()
+            .filter_map(|pid| pid.trim().parse().ok())
+            .find_map(|pid| self.resolv_confs.of(pid))
     }
 
     /// Puts the container and pod of each alert's process on it.
