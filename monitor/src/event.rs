@@ -193,3 +193,18 @@ pub enum LossOrigin {
     /// A record arrived from the kernel that could not be decoded.
     Undecodable,
 }
+
+#[cfg(test)]
+impl Process {
+    /// A process for unit tests: root, named `psql`.
+    pub(crate) fn sample(pid: u32, cgroup_id: u64) -> Process {
+        Process {
+            pid,
+            tid: pid,
+            uid: 0,
+            gid: 0,
+            name: "psql".into(),
+            cgroup_id,
+        }
+    }
+}

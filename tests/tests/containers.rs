@@ -7,8 +7,9 @@
 use std::net::IpAddr;
 
 use pinwatch_integration_tests::{
-    ALERT_TIMEOUT, Container, ContainerSpec, DNS_V4, Database, DnsRecords, Fixture, Podman,
-    assert_ecs_base, assert_ecs_fields, field, lines, poll, str_field,
+    ALERT_TIMEOUT, Container, ContainerSpec, DNS_V4, Database, DnsRecords, Fixture, PG_BIN, Podman,
+    ResolvConf, SENTINEL_HOST, StatusUser, Stub, assert_ecs_base, assert_ecs_fields, field, lines,
+    poll, str_field,
 };
 use serde_json::Value;
 
@@ -163,4 +164,100 @@ fn a_container_with_kubernetes_annotations_gets_orchestrator_fields() {
         assert!(field(&alert, "orchestrator").is_none(), "{alert}");
         assert!(field(&alert, "pinwatch.pod_uid").is_none(), "{alert}");
     }
+}
+
+/// Whether `entry` of `pinwatch.affected` (or of status) is the container.
+fn is_container(entry: &Value, container: &Container) -> bool {
+    [entry.pointer("/container/id"), entry.get("container_id")]
+        .into_iter()
+        .flatten()
+        .any(|id| id.as_str() == Some(container.id.as_str()))
+}
+
+#[test]
+fn one_poisoned_stub_cache_names_every_workload_it_fed_and_status_says_who_connected() {
+    let fx = poisoned_lab();
+    // The shared cache: a stub on the client side forwarding to the
+    // poisoned resolver; the containers share the namespace's loopback.
+    let _stub = Stub::start(&fx.lab.client, DNS_V4.into(), SENTINEL_HOST);
+    let podman = Podman::new();
+    let in_lab = ContainerSpec {
+        netns: Some(&fx.lab.client),
+        ..ContainerSpec::default()
+    };
+    let a = podman.run("pwt-connects", &in_lab);
+    let b = podman.run("pwt-only-asks", &in_lab);
+    let lookup = |c: &Container| podman.exec(c, &["nslookup", DB_HOST, "127.0.0.1"]);
+    lookup(&a);
+    lookup(&b);
+    // The host process asks last, so its alert names all three: a database
+    // client that resolves through the C library (its resolv.conf names the
+    // stub) and connects, in one process, as an application does.
+    let _resolv = ResolvConf::set(&fx.lab.client, std::net::Ipv4Addr::LOCALHOST);
+    let conninfo =
+        format!("host={DB_HOST} port={DB_PORT} connect_timeout=2 user=app dbname=orders");
+    let host_client = fx
+        .lab
+        .client
+        .command(&format!("{PG_BIN}/psql"))
+        .args(["-w", "-c", "select 1", &conninfo])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("psql on the host");
+    let host_pid = host_client.id();
+    let _ = host_client.wait_with_output();
+    podman.exec(&a, &["nc", "-w", "2", FORGED, &DB_PORT.to_string()]);
+
+    let log = fx.alerts();
+    let names_all = |alert: &Value| {
+        let affected = field(alert, "pinwatch.affected")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let host = affected.iter().any(|e| {
+            e.pointer("/process/pid").and_then(Value::as_u64) == Some(u64::from(host_pid))
+        });
+        action(alert) == DNS_RULE
+            && host
+            && affected.iter().any(|e| is_container(e, &a))
+            && affected.iter().any(|e| is_container(e, &b))
+    };
+    let all = log.wait_for(ALERT_TIMEOUT, names_all);
+    let alert = all.iter().find(|a| names_all(a)).expect("found above");
+    assert_ecs(alert);
+    eprintln!("the alert naming the blast radius: {alert}");
+
+    // Status: under the last answer, who received it and who connected.
+    let connected_of = |status: &Value, who: &dyn Fn(&Value) -> bool| {
+        status
+            .pointer("/databases/0/last_answers/db.lab.test/affected")
+            .and_then(Value::as_array)
+            .and_then(|list| list.iter().find(|e| who(e)).cloned())
+            .and_then(|e| e.get("connected").and_then(Value::as_bool))
+    };
+    let host_process = format!("process psql (pid {host_pid})");
+    let host_entry = |e: &Value| e.get("workload").and_then(Value::as_str) == Some(&host_process);
+    let status = poll(ALERT_TIMEOUT, || {
+        let status = fx.daemon.status_json();
+        let host_connected = connected_of(&status, &host_entry) == Some(true);
+        let a_connected = connected_of(&status, &|e| is_container(e, &a)) == Some(true);
+        (host_connected && a_connected).then_some(status)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "status never showed {host_process} and container {} as connected:\n{}",
+            a.id,
+            fx.daemon.status_json()
+        )
+    });
+    assert_eq!(
+        connected_of(&status, &|e| is_container(e, &b)),
+        Some(false),
+        "the container that only asked did not connect: {status}"
+    );
+    let text =
+        pinwatch_integration_tests::status(fx.daemon.socket_path(), false, StatusUser::Root).stdout;
+    assert!(text.contains("received by podman container"), "{text}");
+    assert!(text.contains("CONNECTED to a forged address"), "{text}");
 }

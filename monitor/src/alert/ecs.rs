@@ -209,6 +209,12 @@ pub fn encode(alert: &Alert, agent: &AgentInfo, event_id: &str) -> String {
     if let Some(workload) = &alert.workload {
         super::workload::insert(&mut doc, &mut pinwatch, workload);
     }
+    if !alert.affected.is_empty() {
+        pinwatch.insert(
+            "affected".into(),
+            super::workload::affected(&alert.affected),
+        );
+    }
     if let Some(conf) = &alert.resolv_conf {
         pinwatch.insert("resolv_conf".into(), json!(conf.as_ref()));
     }

@@ -9,6 +9,8 @@ mod rule;
 pub mod sink;
 mod workload;
 
+pub use workload::AffectedWorkload;
+
 use std::{
     net::{IpAddr, SocketAddr},
     sync::Arc,
@@ -62,6 +64,9 @@ pub struct Alert {
     /// For DNS alerts: the resolv.conf the asking process had
     /// (`pinwatch.resolv_conf`), where the daemon read it.
     pub resolv_conf: Option<Arc<ResolvConf>>,
+    /// For `dns-answer-diverged`: the workloads that received a diverged
+    /// answer for the name within the dedup window (`pinwatch.affected`).
+    pub affected: Vec<AffectedWorkload>,
 }
 
 /// The resolvers an answer passed through on this host.
@@ -129,6 +134,7 @@ impl Alert {
             resolution: None,
             workload: None,
             resolv_conf: None,
+            affected: Vec::new(),
         }
     }
 }

@@ -4,9 +4,45 @@
 //! `orchestrator.resource.name`, and the pod uid as `pinwatch.pod_uid`
 //! (ECS has no field for it). Only what is known is written: a host
 //! process gets none of them.
+use std::sync::Arc;
+
 use serde_json::{Map, Value, json};
 
-use crate::identity::Workload;
+use crate::{event::Process, identity::Workload};
+
+/// One workload that received the same diverged answer
+/// (`pinwatch.affected`): a container (and pod), or a host process.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AffectedWorkload {
+    pub process: Process,
+    /// Set by the daemon; `None` for a host process.
+    pub workload: Option<Arc<Workload>>,
+    /// A process of its cgroup connected to a forged address since.
+    pub connected: bool,
+}
+
+/// `pinwatch.affected`: each workload as its container and pod fields, or
+/// its process for a host process, and whether it connected.
+pub(super) fn affected(list: &[AffectedWorkload]) -> Value {
+    let entries: Vec<Value> = list
+        .iter()
+        .map(|entry| {
+            let mut doc = Map::new();
+            let mut extra = Map::new();
+            match &entry.workload {
+                Some(workload) => insert(&mut doc, &mut extra, workload),
+                None => {
+                    let p = &entry.process;
+                    doc.insert("process".into(), json!({ "pid": p.pid, "name": p.name }));
+                }
+            }
+            doc.extend(extra);
+            doc.insert("connected".into(), json!(entry.connected));
+            Value::Object(doc)
+        })
+        .collect();
+    Value::Array(entries)
+}
 
 pub(super) fn insert(
     doc: &mut Map<String, Value>,
@@ -56,14 +92,7 @@ mod tests {
 
     fn doc(workload: Option<Workload>) -> Value {
         let mut alert = Alert::new(UNIX_EPOCH, Rule::UnexpectedDbPeer, "x".into());
-        alert.process = Some(Process {
-            pid: 7,
-            tid: 7,
-            uid: 0,
-            gid: 0,
-            name: "psql".into(),
-            cgroup_id: 1,
-        });
+        alert.process = Some(Process::sample(7, 1));
         alert.workload = workload.map(Arc::new);
         let agent = AgentInfo {
             host_name: "h".into(),

@@ -39,6 +39,9 @@ pub(super) fn run(
         };
         // Outside the lock: reading a container's state may touch the disk.
         identity.enrich(&mut alerts);
+        if alerts.iter().any(|a| !a.affected.is_empty()) {
+            shared.detector().label_workloads(&alerts);
+        }
         let mut lines: Vec<Alert> = alerts
             .into_iter()
             .flat_map(|alert| folder.offer(alert))

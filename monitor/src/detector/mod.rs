@@ -3,6 +3,7 @@
 //! No I/O and no clock reads of its own: time arrives with each event. The
 //! daemon and `pinwatch replay` drive it the same way, and unit tests drive
 //! it without a kernel.
+mod affected;
 mod answers;
 mod connect;
 mod fragmented;
@@ -18,6 +19,7 @@ use std::{collections::HashMap, net::IpAddr, time::SystemTime};
 use serde::Serialize;
 
 // `pinwatch learn` follows answers exactly as the detector does.
+pub use affected::{MAX_RECIPIENTS, Recipient};
 pub use names::MAX_CNAME_DEPTH;
 pub(crate) use names::{addresses_of, cname_chain, hostname};
 pub use pins::{PinIndex, canonical_ip};
@@ -65,6 +67,7 @@ pub struct Detector {
     counters: Counters,
     plaintext: plaintext::PlaintextTracker,
     matching: matching::Matching,
+    affected: affected::Affected,
 }
 
 impl Detector {
@@ -76,6 +79,7 @@ impl Detector {
             counters: Counters::default(),
             plaintext: plaintext::PlaintextTracker::default(),
             matching: matching::Matching::new(config),
+            affected: affected::Affected::new(config.alerts.dedup_window),
         }
     }
 
@@ -88,6 +92,7 @@ impl Detector {
                 let mut alerts = answers::check_response(self, dns);
                 // The answer's process and stub path go on its alerts too.
                 self.matching.apply(context, &mut alerts);
+                self.affected.answered(&mut alerts);
                 alerts.extend(spoofing);
                 alerts.extend(fragmented::check(self, dns));
                 alerts
@@ -95,6 +100,7 @@ impl Detector {
             Event::Connect(connect) => {
                 self.counters.connects += 1;
                 self.plaintext.connected(connect);
+                self.affected.connected(connect);
                 connect::check_connect(self, connect)
             }
             Event::Loss(loss) => self.loss(loss),
@@ -137,6 +143,28 @@ impl Detector {
 
     pub fn last_answer(&self, hostname: &str) -> Option<&LastAnswer> {
         self.last_answers.get(hostname)
+    }
+
+    /// Who received a diverged answer for `hostname` within the dedup
+    /// window, and whether each connected to a forged address.
+    pub fn affected(&self, hostname: &str) -> Vec<Recipient> {
+        self.affected.recipients(hostname)
+    }
+
+    /// Names the recipients' workloads from alerts the daemon enriched, for
+    /// status.
+    pub fn label_workloads(&mut self, alerts: &[Alert]) {
+        let named = alerts.iter().flat_map(|a| {
+            let own = a.process.as_ref().zip(a.workload.as_ref());
+            let affected = a
+                .affected
+                .iter()
+                .filter_map(|e| Some((&e.process, e.workload.as_ref()?)));
+            own.into_iter().chain(affected)
+        });
+        for (process, workload) in named {
+            self.affected.label(process.cgroup_id, workload);
+        }
     }
 
     fn loss(&mut self, loss: &LossEvent) -> Vec<Alert> {

@@ -58,6 +58,27 @@ pub struct Workload {
     pub pod: Option<Pod>,
 }
 
+impl Workload {
+    /// How status names it: `pod shop/checkout (container 6d028e71148b)`, or
+    /// `podman container 6d028e71148b`.
+    pub fn label(&self) -> String {
+        let short = self.container_id.get(..12).unwrap_or(&self.container_id);
+        let pod = self
+            .pod
+            .as_ref()
+            .and_then(|p| match (&p.namespace, &p.name) {
+                (Some(ns), Some(name)) => Some(format!("{ns}/{name}")),
+                (None, Some(name)) => Some(name.clone()),
+                _ => p.uid.clone(),
+            });
+        match (pod, self.runtime) {
+            (Some(pod), _) => format!("pod {pod} (container {short})"),
+            (None, Some(runtime)) => format!("{} container {short}", runtime.as_str()),
+            (None, None) => format!("container {short}"),
+        }
+    }
+}
+
 /// A Kubernetes pod (`orchestrator.*`, `pinwatch.pod_uid`). Each part is
 /// present only where the runtime or the cgroup path recorded it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]

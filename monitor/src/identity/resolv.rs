@@ -127,14 +127,11 @@ fn mounted_from(process: &Path) -> Option<String> {
 
 fn mount_source(mountinfo: &str) -> Option<String> {
     // Fields: id parent major:minor root mountpoint …; the last mount wins.
-    mountinfo
-        .lines()
-        .rev()
-        .find_map(|line| {
-            let mut fields = line.split_whitespace();
-            let root = fields.nth(3)?;
-            (fields.next()? == "/etc/resolv.conf").then(|| root.replace("\\040", " "))
-        })
+    mountinfo.lines().rev().find_map(|line| {
+        let mut fields = line.split_whitespace();
+        let root = fields.nth(3)?;
+        (fields.next()? == "/etc/resolv.conf").then(|| root.replace("\\040", " "))
+    })
 }
 
 #[cfg(test)]

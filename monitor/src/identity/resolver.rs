@@ -16,7 +16,7 @@ use super::{
     resolv::ResolvConfs,
 };
 use crate::{
-    alert::Alert,
+    alert::{AffectedWorkload, Alert},
     event::{Event, OwnerRole, Process},
 };
 
@@ -82,6 +82,10 @@ impl Resolver {
             if let Some(process) = &alert.process {
                 alert.workload = self.workload(process);
             }
+            for entry in &mut alert.affected {
+                entry.workload = self.workload(&entry.process);
+            }
+            alert.affected = one_per_workload(std::mem::take(&mut alert.affected));
         }
     }
 
@@ -187,6 +191,25 @@ impl Resolver {
         self.cache
             .sweep(|cgroup_id, entry| inode(&entry.dir) == Some(cgroup_id));
     }
+}
+
+/// Processes of one container are one workload: the first stays, connected
+/// if any of them did. Host processes stay one per process.
+fn one_per_workload(list: Vec<AffectedWorkload>) -> Vec<AffectedWorkload> {
+    let mut out: Vec<AffectedWorkload> = Vec::with_capacity(list.len());
+    for entry in list {
+        let id = entry.workload.as_ref().map(|w| w.container_id.as_str());
+        let known = out.iter_mut().find(|o| match (id, &o.workload) {
+            (Some(id), Some(w)) => w.container_id == id,
+            (None, None) => o.process.pid == entry.process.pid,
+            _ => false,
+        });
+        match known {
+            Some(known) => known.connected |= entry.connected,
+            None => out.push(entry),
+        }
+    }
+    out
 }
 
 fn inode(dir: &Path) -> Option<u64> {

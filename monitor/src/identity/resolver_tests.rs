@@ -64,14 +64,7 @@ impl Host {
 }
 
 fn process(pid: u32, cgroup_id: u64) -> Process {
-    Process {
-        pid,
-        tid: pid,
-        uid: 0,
-        gid: 0,
-        name: "psql".into(),
-        cgroup_id,
-    }
+    Process::sample(pid, cgroup_id)
 }
 
 #[test]

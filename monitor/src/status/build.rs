@@ -8,13 +8,13 @@ use std::{
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 use super::{
-    ALERT_RECENCY, AlertReport, AnswerReport, ConfigReport, CountersReport, DatabaseReport, Health,
-    HealthStatus, ProgramReport, StatusReport,
+    ALERT_RECENCY, AffectedReport, AlertReport, AnswerReport, ConfigReport, CountersReport,
+    DatabaseReport, Health, HealthStatus, ProgramReport, StatusReport,
 };
 use crate::{
     alert::Rule,
     daemon::Shared,
-    detector::{LastAnswer, Verdict},
+    detector::{LastAnswer, Recipient, Verdict},
 };
 
 impl StatusReport {
@@ -33,13 +33,16 @@ impl StatusReport {
             .collect();
         let (detector_counters, answers) = {
             let detector = shared.detector();
-            let answers: Vec<Vec<(String, Option<LastAnswer>)>> = config
+            let answers: Vec<Vec<(String, Option<Seen>)>> = config
                 .databases
                 .iter()
                 .map(|db| {
                     db.hostnames
                         .iter()
-                        .map(|h| (h.clone(), detector.last_answer(h).cloned()))
+                        .map(|h| {
+                            let last = detector.last_answer(h).cloned();
+                            (h.clone(), last.map(|a| (a, detector.affected(h))))
+                        })
                         .collect()
                 })
                 .collect();
@@ -57,7 +60,12 @@ impl StatusReport {
                 mode: db.mode.as_str().to_owned(),
                 last_answers: answers
                     .into_iter()
-                    .map(|(host, answer)| (host, answer.map(|a| answer_report(&a, now))))
+                    .map(|(host, answer)| {
+                        (
+                            host,
+                            answer.map(|(a, affected)| answer_report(&a, &affected, now)),
+                        )
+                    })
                     .collect(),
             })
             .collect();
@@ -142,8 +150,12 @@ impl StatusReport {
     }
 }
 
-fn answer_report(answer: &LastAnswer, now: SystemTime) -> AnswerReport {
+/// The last answer for a hostname, and who received a diverged one lately.
+type Seen = (LastAnswer, Vec<Recipient>);
+
+fn answer_report(answer: &LastAnswer, affected: &[Recipient], now: SystemTime) -> AnswerReport {
     AnswerReport {
+        affected: affected.iter().map(affected_report).collect(),
         addresses: answer.addresses.clone(),
         ttl: answer.ttl,
         resolver: answer.resolver,
@@ -170,4 +182,16 @@ fn rfc3339(at: SystemTime) -> String {
         .unwrap_or(at)
         .format(&Rfc3339)
         .unwrap_or_default()
+}
+
+fn affected_report(recipient: &Recipient) -> AffectedReport {
+    let process = &recipient.process;
+    AffectedReport {
+        workload: match &recipient.workload {
+            Some(workload) => workload.label(),
+            None => format!("process {} (pid {})", process.name, process.pid),
+        },
+        container_id: recipient.workload.as_ref().map(|w| w.container_id.clone()),
+        connected: recipient.connected,
+    }
 }
