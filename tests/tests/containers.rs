@@ -164,6 +164,20 @@ fn a_container_with_kubernetes_annotations_gets_orchestrator_fields() {
         assert!(field(&alert, "orchestrator").is_none(), "{alert}");
         assert!(field(&alert, "pinwatch.pod_uid").is_none(), "{alert}");
     }
+    // Status: the recent unexpected-db-peer line names the pod.
+    let status = fx.daemon.status_json();
+    let named = status["recent_alerts"].as_array().is_some_and(|recent| {
+        recent.iter().any(|a| {
+            a["rule"] == PEER_RULE
+                && a["message"].as_str().is_some_and(|m| {
+                    m.ends_with(&format!(
+                        "[pod shop/checkout-7d9f (container {})]",
+                        &pod.id[..12]
+                    ))
+                })
+        })
+    });
+    assert!(named, "{status}");
 }
 
 /// Whether `entry` of `pinwatch.affected` (or of status) is the container.
