@@ -4,7 +4,7 @@
 use std::{
     collections::VecDeque,
     os::unix::fs::{DirEntryExt, MetadataExt},
-    path::Path,
+    path::{Path, PathBuf},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -98,7 +98,16 @@ impl Resolver {
         if let Some(entry) = self.cache.get(process.cgroup_id) {
             return entry.workload.clone();
         }
-        let cgroup = self.cgroup_path(process.cgroup_id, process.pid)?;
+        let Some(cgroup) = self.cgroup_path(process.cgroup_id, process.pid) else {
+            // Gone already: remembered as unknown until the next sweep, so a
+            // burst of alerts walks the tree once.
+            let unknown = Entry {
+                workload: None,
+                dir: PathBuf::new(),
+            };
+            self.cache.insert(process.cgroup_id, unknown);
+            return None;
+        };
         let workload = path::container_of(&cgroup).map(|found| Arc::new(self.describe(found)));
         let dir = self.roots.cgroup.join(cgroup.trim_start_matches('/'));
         self.cache.insert(

@@ -107,6 +107,10 @@ fn host_processes_and_unknown_cgroups_have_no_workload() {
     assert_eq!(resolver.workload(&process(7, id)), None);
     assert_eq!(resolver.workload(&process(7, 0)), None, "id 0: unknown");
     assert_eq!(resolver.workload(&process(8, 999_999_999)), None);
+    assert!(
+        resolver.cache.get(999_999_999).is_some(),
+        "a cgroup not found is remembered until the sweep"
+    );
 }
 
 #[test]
