@@ -3,13 +3,14 @@
 //! namespace, so a container's bind-mounted file and the one `ip netns exec`
 //! mounts from `/etc/netns/NAME/` are what is read. Cached per mount
 //! namespace, and read again when the file's inode, size or modification
-//! time changes.
+//! time changes (checked at most once a second per process).
 use std::{
     collections::{HashMap, VecDeque},
     net::IpAddr,
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
     sync::Arc,
+    time::{Duration, Instant},
 };
 
 use serde::Serialize;
@@ -20,6 +21,8 @@ use crate::config::parse_resolv_conf;
 const CAPACITY: usize = 1_024;
 /// A resolv.conf is a few lines; anything longer is read no further.
 const MAX_BYTES: u64 = 64 << 10;
+/// How long one process's answer is reused before the file is checked again.
+const RECHECK: Duration = Duration::from_secs(1);
 
 /// The resolv.conf a process had (`pinwatch.resolv_conf`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -46,6 +49,9 @@ pub struct ResolvConfs {
     proc: PathBuf,
     by_namespace: HashMap<u64, (Stamp, Arc<ResolvConf>)>,
     order: VecDeque<u64>,
+    /// Answers of the last second by pid: a process resolving in a loop
+    /// opens a socket per lookup, and each would cost two path walks.
+    recent: HashMap<u32, (Instant, Arc<ResolvConf>)>,
 }
 
 impl ResolvConfs {
@@ -54,6 +60,7 @@ impl ResolvConfs {
             proc,
             by_namespace: HashMap::new(),
             order: VecDeque::new(),
+            recent: HashMap::new(),
         }
     }
 
@@ -61,6 +68,25 @@ impl ResolvConfs {
     /// A process without one gets an empty list (the C library then asks
     /// the loopback address, a trusted stub).
     pub fn of(&mut self, pid: u32) -> Option<Arc<ResolvConf>> {
+        let now = Instant::now();
+        if let Some((at, conf)) = self.recent.get(&pid)
+            && now.duration_since(*at) < RECHECK
+        {
+            return Some(conf.clone());
+        }
+        let conf = self.read(pid)?;
+        if self.recent.len() >= CAPACITY {
+            self.recent
+                .retain(|_, (at, _)| now.duration_since(*at) < RECHECK);
+            if self.recent.len() >= CAPACITY {
+                self.recent.clear();
+            }
+        }
+        self.recent.insert(pid, (now, conf.clone()));
+        Some(conf)
+    }
+
+    fn read(&mut self, pid: u32) -> Option<Arc<ResolvConf>> {
         let process = self.proc.join(pid.to_string());
         let namespace = std::fs::metadata(process.join("ns/mnt")).ok()?.ino();
         let file = process.join("root/etc/resolv.conf");
