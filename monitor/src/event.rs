@@ -2,10 +2,12 @@
 //!
 //! The detector sees only these types, never kernel bytes, so the daemon and
 //! `pinwatch replay` feed it the same way. Time travels with the event.
-use std::{net::SocketAddr, path::PathBuf, time::SystemTime};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::SystemTime};
 
 use hickory_proto::op::Message;
 use serde::Serialize;
+
+use crate::identity::ResolvConf;
 
 #[derive(Debug, Clone)]
 pub enum Event {
@@ -119,6 +121,9 @@ pub struct DnsOwnerEvent {
     pub role: OwnerRole,
     /// Where the socket was sending or connecting.
     pub destination: SocketAddr,
+    /// The process's own resolv.conf, read by the daemon before the
+    /// detector sees the event (`None` from the kernel and in captures).
+    pub resolv_conf: Option<Arc<ResolvConf>>,
 }
 
 /// What the socket was seen doing.
@@ -226,4 +231,19 @@ pub enum LossOrigin {
     KernelDnsOwner,
     /// A record arrived from the kernel that could not be decoded.
     Undecodable,
+}
+
+#[cfg(test)]
+impl Process {
+    /// A process for unit tests: root, named `psql`.
+    pub(crate) fn sample(pid: u32, cgroup_id: u64) -> Process {
+        Process {
+            pid,
+            tid: pid,
+            uid: 0,
+            gid: 0,
+            name: "psql".into(),
+            cgroup_id,
+        }
+    }
 }

@@ -14,6 +14,7 @@ pub mod detector;
 pub mod dnstext;
 pub mod event;
 pub mod heap;
+pub mod identity;
 pub mod kernel;
 pub mod learn;
 pub mod metrics;

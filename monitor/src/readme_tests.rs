@@ -8,8 +8,8 @@ use serde_json::Value;
 use crate::{
     alert::{AgentInfo, Alert, Rule, encode},
     event::Process,
-    metrics::{SharedCollector, render},
     kernel::{features::Probed, interfaces},
+    metrics::{SharedCollector, render},
     state::{
         Shared,
         tests::{CONFIG, shared_with},
@@ -21,7 +21,10 @@ const README: &str = include_str!("../../README.md");
 /// A daemon's state with every family a host serves populated: the kernel
 /// probed and the interface hook loaded.
 fn shared() -> Shared {
-    let shared = shared_with(CONFIG, &[("pw_connect4", true), (interfaces::PROGRAM, true)]);
+    let shared = shared_with(
+        CONFIG,
+        &[("pw_connect4", true), (interfaces::PROGRAM, true)],
+    );
     shared.set_kernel(
         Probed {
             coarse_clock: true,

@@ -75,6 +75,12 @@ pub const DEBIAN_PACKAGES: &[(&str, &str, OnPath)] = &[
     // frontend: no setuid dumpcap).
     ("dnsperf", "/usr/bin/dnsperf", OnPath::Yes),
     ("tshark", "/usr/bin/tshark", OnPath::Yes),
+    // tests/tests/containers.rs: real containers (podman on runc, an image
+    // built FROM scratch around a static busybox).
+    ("podman", "/usr/bin/podman", OnPath::Yes),
+    ("runc", "/usr/sbin/runc", OnPath::Yes),
+    ("buildah", "/usr/bin/buildah", OnPath::Yes),
+    ("busybox-static", "/bin/busybox", OnPath::No),
 ];
 
 /// Whether a package's file is run by its bare name.

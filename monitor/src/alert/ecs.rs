@@ -218,6 +218,18 @@ pub fn encode(alert: &Alert, agent: &AgentInfo, event_id: &str) -> String {
     if !alert.cname_chain_cut.is_empty() {
         pinwatch.insert("cname_chain_cut".into(), json!(alert.cname_chain_cut));
     }
+    if let Some(workload) = &alert.workload {
+        super::workload::insert(&mut doc, &mut pinwatch, workload);
+    }
+    if !alert.affected.is_empty() {
+        pinwatch.insert(
+            "affected".into(),
+            super::workload::affected(&alert.affected),
+        );
+    }
+    if let Some(conf) = &alert.resolv_conf {
+        pinwatch.insert("resolv_conf".into(), json!(conf.as_ref()));
+    }
     if !pinwatch.is_empty() {
         doc.insert("pinwatch".into(), Value::Object(pinwatch));
     }

@@ -7,9 +7,13 @@ pub mod fold;
 pub mod journald;
 mod rule;
 pub mod sink;
+mod workload;
+
+pub use workload::AffectedWorkload;
 
 use std::{
     net::{IpAddr, SocketAddr},
+    sync::Arc,
     time::SystemTime,
 };
 
@@ -18,7 +22,10 @@ use ipnet::IpNet;
 pub use ecs::{AgentInfo, ECS_VERSION, encode};
 pub use rule::Rule;
 
-use crate::event::{Process, Transport};
+use crate::{
+    event::{Process, Transport},
+    identity::{ResolvConf, Workload},
+};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Alert {
@@ -59,6 +66,15 @@ pub struct Alert {
     /// For `dns-answer-diverged` on a CNAME chain longer than pinwatch
     /// follows: the names followed (`pinwatch.cname_chain_cut`).
     pub cname_chain_cut: Vec<String>,
+    /// The container and pod of `process` (`container.*`, `orchestrator.*`),
+    /// set by the daemon after detection; `None` for host processes.
+    pub workload: Option<Arc<Workload>>,
+    /// For DNS alerts: the resolv.conf the asking process had
+    /// (`pinwatch.resolv_conf`), where the daemon read it.
+    pub resolv_conf: Option<Arc<ResolvConf>>,
+    /// For `dns-answer-diverged`: the workloads that received a diverged
+    /// answer for the name within the dedup window (`pinwatch.affected`).
+    pub affected: Vec<AffectedWorkload>,
 }
 
 /// A fault caught while judging one event.
@@ -138,6 +154,9 @@ impl Alert {
             fault: None,
             malformed: None,
             cname_chain_cut: Vec::new(),
+            workload: None,
+            resolv_conf: None,
+            affected: Vec::new(),
         }
     }
 }

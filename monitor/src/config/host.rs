@@ -3,12 +3,32 @@
 
 use std::io::ErrorKind;
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::error::ConfigError;
 
 /// Where the system resolver configuration lives.
 pub const RESOLV_CONF_PATH: &str = "/etc/resolv.conf";
+
+/// `[host]`: the roots the host is read through. The defaults are the plain
+/// paths; a DaemonSet mounts the host's at `/host/proc`… and says so here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPaths {
+    pub proc: PathBuf,
+    pub run: PathBuf,
+    /// The cgroup v2 mount; `None`: found in `/proc/self/mountinfo`.
+    pub cgroup: Option<PathBuf>,
+}
+
+impl Default for HostPaths {
+    fn default() -> HostPaths {
+        HostPaths {
+            proc: PathBuf::from("/proc"),
+            run: PathBuf::from("/run"),
+            cgroup: None,
+        }
+    }
+}
 
 /// Host facts used for defaults.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -22,7 +22,7 @@ use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 
 pub use error::{ConfigError, HostnameFault, Problem};
-pub use host::{HostDefaults, RESOLV_CONF_PATH, parse_resolv_conf};
+pub use host::{HostDefaults, HostPaths, RESOLV_CONF_PATH, parse_resolv_conf};
 pub use net::LOOPBACK_STUBS;
 // `pinwatch learn --hostname` takes names under the same rules as the file.
 pub(crate) use net::normalize_hostname;
@@ -47,6 +47,8 @@ pub struct Config {
     pub control: ControlSettings,
     /// OpenMetrics listen address; `None` means no endpoint.
     pub metrics: Option<SocketAddr>,
+    /// `[host]`: where the host is read from (container identity, resolv.conf).
+    pub host: HostPaths,
 }
 
 /// One `[[database]]` table.

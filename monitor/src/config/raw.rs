@@ -19,6 +19,8 @@ pub(crate) struct RawConfig {
     pub control: RawControl,
     #[serde(default)]
     pub metrics: RawMetrics,
+    #[serde(default)]
+    pub host: RawHost,
 }
 
 #[derive(Debug, Deserialize)]
@@ -65,4 +67,14 @@ pub(crate) struct RawControl {
 pub(crate) struct RawMetrics {
     /// Absent (or an empty `[metrics]` table) means no metrics endpoint.
     pub listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHost {
+    /// Roots the host's `/proc`, `/run` and cgroup v2 tree are read through
+    /// when pinwatch runs in a container (`/host/proc`…).
+    pub proc: Option<String>,
+    pub run: Option<String>,
+    pub cgroup: Option<String>,
 }

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::error::{ConfigError, Problem};
-use super::host::HostDefaults;
+use super::host::{HostDefaults, HostPaths};
 use super::limits;
 use super::net::{LOOPBACK_STUBS, normalize_hostname, parse_ip, parse_pinned};
-use super::raw::{RawAlerts, RawConfig, RawControl, RawDatabase, RawDns, RawMetrics};
+use super::raw::{RawAlerts, RawConfig, RawControl, RawDatabase, RawDns, RawHost, RawMetrics};
 use super::{
     AlertSettings, AlertSink, Config, ControlSettings, DEFAULT_CONTROL_SOCKET, DEFAULT_DB_PORT,
     DEFAULT_DEDUP_WINDOW, DEFAULT_QUERY_TIMEOUT, DEFAULT_TXID_MISMATCH_THRESHOLD, Database,
@@ -50,6 +50,7 @@ pub(crate) fn validate(
         alerts: alerts(&cx, raw.alerts)?,
         control: control(&cx, raw.control)?,
         metrics: metrics(&cx, raw.metrics)?,
+        host: host_paths(&cx, raw.host)?,
     })
 }
 
@@ -273,6 +274,21 @@ fn control(cx: &Ctx, raw: RawControl) -> Result<ControlSettings, ConfigError> {
     Ok(ControlSettings {
         socket,
         group: raw.group,
+    })
+}
+
+fn host_paths(cx: &Ctx, raw: RawHost) -> Result<HostPaths, ConfigError> {
+    let root = |key: &str, value: Option<String>, default: &str| match value {
+        None => Ok(PathBuf::from(default)),
+        Some(s) => absolute(cx, key, s),
+    };
+    Ok(HostPaths {
+        proc: root("host.proc", raw.proc, "/proc")?,
+        run: root("host.run", raw.run, "/run")?,
+        cgroup: raw
+            .cgroup
+            .map(|s| absolute(cx, "host.cgroup", s))
+            .transpose()?,
     })
 }
 

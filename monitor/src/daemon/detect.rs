@@ -29,6 +29,7 @@ use crate::{
     },
     clock::TimeBase,
     event::Event,
+    identity::Resolver,
     state::Shared,
 };
 
@@ -36,11 +37,14 @@ pub(super) fn run(
     mut events: mpsc::Receiver<Vec<Event>>,
     shared: &Shared,
     mut writer: AlertWriter,
+    mut identity: Resolver,
 ) -> Result<(), DaemonError> {
     // The window is fixed for the daemon's life: a reload that changes it is
     // refused.
     let mut folder = Folder::new(shared.config().alerts.dedup_window, fold::DEFAULT_CAPACITY);
-    let mut names = ProcessNames::new("/proc", process_names::LOOKUPS_PER_SECOND);
+    // The host's /proc, also when pinwatch runs in a container.
+    let proc_root = shared.config().host.proc.clone();
+    let mut names = ProcessNames::new(proc_root, process_names::LOOKUPS_PER_SECOND);
     while let Some(mut batch) = events.blocking_recv() {
         shared.time.refresh_if_due();
         // Before the detector's lock: status readers never wait on /proc.
@@ -48,14 +52,20 @@ pub(super) fn run(
         for event in &mut batch {
             names.name_event(event, now);
         }
+        identity.read_resolv_confs(&mut batch);
         // One lock per batch: status readers wait at most one batch.
-        let alerts: Vec<_> = {
+        let mut alerts: Vec<_> = {
             let mut detector = shared.detector();
             batch
                 .iter()
                 .flat_map(|event| detector.judge(event))
                 .collect()
         };
+        // Outside the lock: reading a container's state may touch the disk.
+        identity.enrich(&mut alerts);
+        if alerts.iter().any(|a| !a.affected.is_empty()) {
+            shared.detector().label_workloads(&alerts);
+        }
         let mut lines: Vec<Alert> = alerts
             .into_iter()
             .flat_map(|alert| folder.offer(alert))

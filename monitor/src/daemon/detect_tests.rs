@@ -16,6 +16,7 @@ use crate::{
     clock::{TimeBase, fake::FakeClocks},
     daemon::process_names::tests::named_thread,
     event::{LossEvent, LossOrigin},
+    identity::HostRoots,
     state::tests::{CONFIG, shared_on},
 };
 
@@ -72,7 +73,14 @@ impl Pipeline {
         let (events, received) = mpsc::channel(8);
         let thread = {
             let shared = shared.clone();
-            thread::spawn(move || run(received, &shared, writer))
+            // The host's /proc names the test's own thread; no container
+            // state is there to find.
+            let identity = Resolver::new(HostRoots {
+                proc: "/proc".into(),
+                run: "/nonexistent/run".into(),
+                cgroup: "/nonexistent/cgroup".into(),
+            });
+            thread::spawn(move || run(received, &shared, writer, identity))
         };
         Pipeline {
             clocks,

@@ -22,6 +22,7 @@ use crate::{
     control::{ControlError, ControlServer},
     detector::{Detector, panic_text},
     heap,
+    identity::{HostRoots, Resolver},
     kernel::{
         self, KernelError, Policy, Probes,
         source::{KernelSource, SourceError, SourceStats},
@@ -93,7 +94,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     // After the privilege check: without root, creating /run/pinwatch would
     // fail first and hide the message that names the missing capability.
     let control = ControlServer::bind(&config.control)?;
-    let cgroup_root = kernel::find_cgroup2_root()?;
+    let cgroup_root = match &config.host.cgroup {
+        Some(root) => root.clone(),
+        None => kernel::find_cgroup2_root()?,
+    };
     // Before attaching, so this daemon's own programs are not in the way.
     let stale_alert = stale::check(&cgroup_root, &time)?;
     let policy = Policy::from_config(&config);
@@ -130,11 +134,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let _metrics = metrics_listener.map(|listener| metrics::spawn(listener, shared.clone()));
     let writer = stale::report(stale_alert, writer, &shared);
     let (events_tx, events_rx) = mpsc::channel(PIPELINE_DEPTH);
+    let identity = Resolver::new(HostRoots {
+        proc: config.host.proc.clone(),
+        run: config.host.run.clone(),
+        cgroup: cgroup_root.clone(),
+    });
     let detector_thread = {
         let shared = shared.clone();
         thread::Builder::new()
             .name("pinwatch-detect".into())
-            .spawn(move || detect::run(events_rx, &shared, writer))
+            .spawn(move || detect::run(events_rx, &shared, writer, identity))
             .map_err(DaemonError::DetectorSpawn)?
     };
 

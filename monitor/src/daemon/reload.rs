@@ -192,7 +192,7 @@ fn needs_restart(old: &Config, new: &Config) -> Result<(), ReloadError> {
 type Describe = fn(&Config) -> String;
 
 /// Each setting only a restart applies.
-const RESTART_ONLY: [(&str, Describe); 5] = [
+const RESTART_ONLY: [(&str, Describe); 8] = [
     ("alerts.sink", |config| match &config.alerts.sink {
         AlertSink::Stdout => "stdout".to_owned(),
         AlertSink::File(path) => format!("file {}", path.display()),
@@ -213,6 +213,15 @@ const RESTART_ONLY: [(&str, Describe); 5] = [
     }),
     ("metrics.listen", |config| {
         config.metrics.map_or("off".into(), |addr| addr.to_string())
+    }),
+    ("host.proc", |config| config.host.proc.display().to_string()),
+    ("host.run", |config| config.host.run.display().to_string()),
+    ("host.cgroup", |config| {
+        config
+            .host
+            .cgroup
+            .as_ref()
+            .map_or("found in mountinfo".into(), |p| p.display().to_string())
     }),
 ];
 

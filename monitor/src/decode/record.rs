@@ -357,6 +357,7 @@ pub fn dns_owner(raw: &RawDnsOwner, clock: &Clock) -> Result<DnsOwnerEvent, Deco
         process: process(raw.pid_tgid, raw.uid_gid, &raw.comm, raw.cgroup_id),
         role,
         destination: SocketAddr::new(ip, raw.dport),
+        resolv_conf: None,
     })
 }
 

@@ -3,6 +3,7 @@
 //! No I/O and no clock reads of its own: time arrives with each event. The
 //! daemon and `pinwatch replay` drive it the same way, and unit tests drive
 //! it without a kernel.
+mod affected;
 mod answers;
 mod connect;
 mod fault;
@@ -20,6 +21,7 @@ use std::{collections::HashMap, net::IpAddr, time::SystemTime};
 use serde::Serialize;
 
 // `pinwatch learn` follows answers exactly as the detector does.
+pub use affected::{MAX_RECIPIENTS, Recipient};
 pub(crate) use fault::panic_text;
 pub use names::MAX_CNAME_DEPTH;
 pub(crate) use names::{addresses_of, cname_chain, hostname};
@@ -75,6 +77,7 @@ pub struct Detector {
     /// Tests make judging fault on the events this picks.
     #[cfg(test)]
     fault_on: Option<fn(&Event) -> bool>,
+    affected: affected::Affected,
 }
 
 impl Detector {
@@ -101,6 +104,7 @@ impl Detector {
             judging: fault::Stage::default(),
             #[cfg(test)]
             fault_on: None,
+            affected: affected::Affected::new(config.alerts.dedup_window),
         }
     }
 
@@ -122,6 +126,7 @@ impl Detector {
                 let mut alerts = answers::check_response(self, dns);
                 // The answer's process and stub path go on its alerts too.
                 self.matching.apply(context, &mut alerts);
+                self.affected.answered(&mut alerts);
                 alerts.extend(spoofing);
                 self.judging = Stage::Fragmented;
                 alerts.extend(fragmented::check(self, dns));
@@ -131,6 +136,7 @@ impl Detector {
                 self.counters.connects += 1;
                 self.judging = Stage::Connect;
                 self.plaintext.connected(connect);
+                self.affected.connected(connect);
                 connect::check_connect(self, connect)
             }
             Event::Loss(loss) => {
@@ -184,6 +190,28 @@ impl Detector {
 
     pub fn last_answer(&self, hostname: &str) -> Option<&LastAnswer> {
         self.last_answers.get(hostname)
+    }
+
+    /// Who received a diverged answer for `hostname` within the dedup
+    /// window, and whether each connected to a forged address.
+    pub fn affected(&self, hostname: &str) -> Vec<Recipient> {
+        self.affected.recipients(hostname)
+    }
+
+    /// Names the recipients' workloads from alerts the daemon enriched, for
+    /// status.
+    pub fn label_workloads(&mut self, alerts: &[Alert]) {
+        let named = alerts.iter().flat_map(|a| {
+            let own = a.process.as_ref().zip(a.workload.as_ref());
+            let affected = a
+                .affected
+                .iter()
+                .filter_map(|e| Some((&e.process, e.workload.as_ref()?)));
+            own.into_iter().chain(affected)
+        });
+        for (process, workload) in named {
+            self.affected.label(process.cgroup_id, workload);
+        }
     }
 
     fn loss(&mut self, loss: &LossEvent) -> Vec<Alert> {

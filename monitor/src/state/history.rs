@@ -37,7 +37,11 @@ impl AlertHistory {
             time: alert.timestamp,
             rule: alert.rule,
             database: alert.database.clone(),
-            message: alert.message.clone(),
+            // Status names the container and pod the alert's process ran in.
+            message: match &alert.workload {
+                Some(workload) => format!("{} [{}]", alert.message, workload.label()),
+                None => alert.message.clone(),
+            },
         });
         self.newest = Some(
             self.newest

@@ -9,7 +9,7 @@ pub(crate) mod tests;
 
 pub use health::{Health, RECENCY};
 pub use history::{AlertHistory, RECENT_ALERTS, RecentAlert};
-pub use snapshot::{Counters, DatabaseState, Snapshot};
+pub use snapshot::{Counters, DatabaseState, HostnameState, Snapshot};
 
 use std::{
     sync::{

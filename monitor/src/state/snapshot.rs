@@ -10,7 +10,7 @@ use ipnet::IpNet;
 use super::{Health, RecentAlert, Shared};
 use crate::{
     alert::Rule,
-    detector::LastAnswer,
+    detector::{LastAnswer, Recipient},
     event::LossOrigin,
     kernel::{ProgramStatus, features::KernelFeatures},
 };
@@ -56,9 +56,18 @@ pub struct DatabaseState {
     pub pinned: Vec<IpNet>,
     /// `monitor` or `block`.
     pub mode: &'static str,
-    /// Every configured hostname, in configuration order; `None` until an
-    /// answer for it was seen.
-    pub last_answers: Vec<(String, Option<LastAnswer>)>,
+    /// Every configured hostname, in configuration order.
+    pub last_answers: Vec<HostnameState>,
+}
+
+/// What the detector last saw for one configured hostname.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostnameState {
+    pub hostname: String,
+    /// `None` until an answer for it was seen.
+    pub answer: Option<LastAnswer>,
+    /// Who received a diverged answer for it within the dedup window.
+    pub affected: Vec<Recipient>,
 }
 
 /// Every counter the daemon keeps, by where it is counted.
@@ -106,7 +115,7 @@ impl Snapshot {
         let config = shared.config();
         let (detector, last_answers) = {
             let detector = shared.detector();
-            let answers: Vec<Vec<(String, Option<LastAnswer>)>> = config
+            let answers: Vec<Vec<HostnameState>> = config
                 .databases
                 .iter()
                 .map(|db| {
@@ -117,7 +126,11 @@ impl Snapshot {
                                 seen_at: wall(answer.seen_at),
                                 ..answer.clone()
                             });
-                            (h.clone(), answer)
+                            HostnameState {
+                                hostname: h.clone(),
+                                answer,
+                                affected: detector.affected(h),
+                            }
                         })
                         .collect()
                 })

@@ -4,11 +4,11 @@ use std::time::SystemTime;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 use super::{
-    AlertReport, AnswerReport, ConfigReport, CountersReport, DatabaseReport, Health, HealthStatus,
-    ProgramReport, StatusReport,
+    AffectedReport, AlertReport, AnswerReport, ConfigReport, CountersReport, DatabaseReport,
+    Health, HealthStatus, ProgramReport, StatusReport,
 };
 use crate::{
-    detector::{LastAnswer, Verdict},
+    detector::{LastAnswer, Recipient, Verdict},
     state::Snapshot,
 };
 
@@ -37,9 +37,12 @@ impl From<&Snapshot> for StatusReport {
                 last_answers: db
                     .last_answers
                     .iter()
-                    .map(|(host, answer)| {
-                        let answer = answer.as_ref().map(|a| answer_report(a, snapshot));
-                        (host.clone(), answer)
+                    .map(|host| {
+                        let answer = host
+                            .answer
+                            .as_ref()
+                            .map(|a| answer_report(a, &host.affected, snapshot));
+                        (host.hostname.clone(), answer)
                     })
                     .collect(),
             })
@@ -107,8 +110,9 @@ impl From<&Snapshot> for StatusReport {
     }
 }
 
-fn answer_report(answer: &LastAnswer, snapshot: &Snapshot) -> AnswerReport {
+fn answer_report(answer: &LastAnswer, affected: &[Recipient], snapshot: &Snapshot) -> AnswerReport {
     AnswerReport {
+        affected: affected.iter().map(affected_report).collect(),
         addresses: answer.addresses.clone(),
         ttl: answer.ttl,
         resolver: answer.resolver,
@@ -129,4 +133,16 @@ fn rfc3339(at: SystemTime) -> String {
         .unwrap_or(at)
         .format(&Rfc3339)
         .unwrap_or_default()
+}
+
+fn affected_report(recipient: &Recipient) -> AffectedReport {
+    let process = &recipient.process;
+    AffectedReport {
+        workload: match &recipient.workload {
+            Some(workload) => workload.label(),
+            None => format!("process {} (pid {})", process.name, process.pid),
+        },
+        container_id: recipient.workload.as_ref().map(|w| w.container_id.clone()),
+        connected: recipient.connected,
+    }
 }

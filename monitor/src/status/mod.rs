@@ -98,6 +98,20 @@ pub struct AnswerReport {
     pub age_s: u64,
     /// `pinned` or `diverged`.
     pub verdict: String,
+    /// Who received a diverged answer for the name within the dedup window.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub affected: Vec<AffectedReport>,
+}
+
+/// A workload that received a diverged answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AffectedReport {
+    /// `pod shop/checkout (container 6d028e71148b)`, `process dig (pid 42)`.
+    pub workload: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
+    /// Whether a process of its cgroup then connected to a forged address.
+    pub connected: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

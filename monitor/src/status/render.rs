@@ -111,6 +111,22 @@ pub fn render(report: &StatusReport) -> String {
                 ],
             };
             answers.add_row(row);
+            for who in answer.iter().flat_map(|a| &a.affected) {
+                let connected = if who.connected {
+                    "CONNECTED to a forged address"
+                } else {
+                    "did not connect"
+                };
+                answers.add_row(vec![
+                    String::new(),
+                    String::new(),
+                    format!("received by {}", who.workload),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    connected.to_owned(),
+                ]);
+            }
         }
     }
     section(&mut out, "Databases", &databases);

@@ -27,6 +27,11 @@ fn defaults_apply_to_absent_keys() {
         }
     );
     assert_eq!(c.metrics, None);
+    assert_eq!(
+        c.host,
+        HostPaths::default(),
+        "plain /proc, /run, cgroup from mountinfo"
+    );
     // resolv.conf nameservers first, then the loopback stubs, no repeats.
     let want: Vec<IpAddr> = ["192.0.2.53", "127.0.0.53", "127.0.0.1", "::1"]
         .map(|s| s.parse().unwrap())
@@ -202,6 +207,11 @@ fn example_file_commented_keys_validate_too() {
     assert_eq!(c.metrics, Some("127.0.0.1:9464".parse().unwrap()));
     assert_eq!(c.control.group.as_deref(), Some("pinwatch"));
     assert_eq!(c.dns.trusted_resolvers.len(), 2);
+    assert_eq!(c.host.proc, Path::new("/host/proc"));
+    assert_eq!(
+        c.host.cgroup.as_deref(),
+        Some(Path::new("/host/sys/fs/cgroup"))
+    );
 }
 
 /// A commented line that is TOML rather than prose: a table header or `key = value`.

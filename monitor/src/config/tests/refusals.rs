@@ -300,3 +300,17 @@ fn refuses_bad_dns_thresholds() {
     let text = format!("{DB}[dns]\nquery_timeout = \"soon\"\n");
     assert_refused(&text, "dns.query_timeout", r#""soon" is not a duration"#);
 }
+
+#[test]
+fn refuses_relative_host_roots() {
+    for key in ["proc", "run", "cgroup"] {
+        let text = format!("{DB}[host]\n{key} = \"host/{key}\"\n");
+        assert_refused(
+            &text,
+            &format!("host.{key}"),
+            &format!(r#""host/{key}" must be an absolute path"#),
+        );
+    }
+    let unknown = refused(&format!("{DB}[host]\nsys = \"/x\"\n")).to_string();
+    assert!(unknown.contains("unknown field"), "{unknown}");
+}

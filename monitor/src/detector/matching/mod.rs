@@ -168,12 +168,16 @@ impl Matching {
     /// them.
     pub fn apply(&self, context: DnsContext, alerts: &mut [Alert]) {
         let process = self.owners.process(context.socket_cookie);
+        let resolv_conf = self.owners.resolv_conf(context.socket_cookie);
         for alert in alerts {
             if alert.process.is_none() {
                 alert.process = process.cloned();
             }
             if alert.path.is_none() {
                 alert.path = context.path;
+            }
+            if alert.resolv_conf.is_none() {
+                alert.resolv_conf = resolv_conf.cloned();
             }
         }
     }

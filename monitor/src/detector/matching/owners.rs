@@ -5,10 +5,14 @@ use std::{
     collections::{HashMap, VecDeque},
     hash::Hash,
     net::SocketAddr,
+    sync::Arc,
     time::{Duration, SystemTime},
 };
 
-use crate::event::{DnsOwnerEvent, OwnerRole, Process};
+use crate::{
+    event::{DnsOwnerEvent, OwnerRole, Process},
+    identity::ResolvConf,
+};
 
 /// Sockets remembered (the kernel's LRU map holds as many).
 const MAX_SOCKETS: usize = 16_384;
@@ -18,9 +22,16 @@ const MAX_ENCRYPTED: usize = 4_096;
 /// visible answer: DoH clients keep one connection for many lookups.
 const ENCRYPTED_MEMORY: Duration = Duration::from_secs(60 * 60);
 
+/// A DNS socket's process, and the resolv.conf it had.
+#[derive(Debug)]
+struct Owner {
+    process: Process,
+    resolv_conf: Option<Arc<ResolvConf>>,
+}
+
 #[derive(Debug, Default)]
 pub(super) struct Owners {
-    sockets: Bounded<u64, Process>,
+    sockets: Bounded<u64, Owner>,
     encrypted: Bounded<u32, (OwnerRole, SocketAddr, SystemTime)>,
 }
 
@@ -28,8 +39,11 @@ impl Owners {
     pub fn record(&mut self, event: &DnsOwnerEvent) {
         match event.role {
             OwnerRole::Dns => {
-                self.sockets
-                    .insert(event.socket_cookie, event.process.clone(), MAX_SOCKETS);
+                let owner = Owner {
+                    process: event.process.clone(),
+                    resolv_conf: event.resolv_conf.clone(),
+                };
+                self.sockets.insert(event.socket_cookie, owner, MAX_SOCKETS);
             }
             role => self.encrypted.insert(
                 event.process.pid,
@@ -44,7 +58,12 @@ impl Owners {
         if cookie == 0 {
             return None;
         }
-        self.sockets.get(&cookie)
+        self.sockets.get(&cookie).map(|owner| &owner.process)
+    }
+
+    /// The resolv.conf of the socket's process, where the daemon read it.
+    pub fn resolv_conf(&self, cookie: u64) -> Option<&Arc<ResolvConf>> {
+        self.sockets.get(&cookie)?.resolv_conf.as_ref()
     }
 
     /// The encrypted resolver `pid` connected to lately, if any.

@@ -1,5 +1,5 @@
 //! The matching rules, on one response delivered to a socket on this host.
-use std::net::IpAddr;
+use std::{net::IpAddr, sync::Arc};
 
 use hickory_proto::{
     op::Message,
@@ -20,6 +20,7 @@ use crate::{
     },
     dnstext,
     event::DnsEvent,
+    identity::ResolvConf,
 };
 
 pub(super) fn judge_response(
@@ -106,11 +107,13 @@ pub(super) fn judge_response(
         return alerts;
     }
     let resolver = event.source.ip().to_canonical();
-    if event.socket_cookie != 0
-        && delivered(event)
-        && !matching.settings.trusted.contains(&resolver)
-    {
-        alerts.push(untrusted(event, database, &client(), resolver));
+    // Trust follows the workload: the nameservers of the asking process's own
+    // resolv.conf, where the daemon read it, beside the configured set.
+    let own = owners.resolv_conf(event.socket_cookie);
+    let trusted = matching.settings.trusted.contains(&resolver)
+        || own.is_some_and(|conf| conf.nameservers.contains(&resolver));
+    if event.socket_cookie != 0 && delivered(event) && !trusted {
+        alerts.push(untrusted(event, database, &client(), resolver, own));
     }
     let outside = out_of_bailiwick(message, &chain);
     if !outside.is_empty() {
@@ -303,9 +306,22 @@ fn case_mismatch(
     base(event, Rule::DnsCaseMismatch, message, database)
 }
 
-fn untrusted(event: &DnsEvent, database: &PinnedDatabase, client: &str, resolver: IpAddr) -> Alert {
+fn untrusted(
+    event: &DnsEvent,
+    database: &PinnedDatabase,
+    client: &str,
+    resolver: IpAddr,
+    own: Option<&Arc<ResolvConf>>,
+) -> Alert {
+    let own = own.map_or(String::new(), |conf| {
+        format!(
+            " nor in its resolv.conf ({}: {})",
+            conf.path,
+            join_ips(&conf.nameservers)
+        )
+    });
     let message = format!(
-        "DNS answer for {} (database {}) came from resolver {resolver}, which is not in [dns] trusted_resolvers; find out why {} resolves through it, or add it to the trusted set",
+        "DNS answer for {} (database {}) came from resolver {resolver}, which is not in [dns] trusted_resolvers{own}; find out why {} resolves through it, or add it to the trusted set",
         question_text(event),
         database.name,
         client,
@@ -322,4 +338,14 @@ fn bailiwick(event: &DnsEvent, database: &PinnedDatabase, outside: &[String]) ->
         outside.join(", "),
     );
     base(event, Rule::DnsBailiwickViolation, message, Some(database))
+}
+
+fn join_ips(ips: &[IpAddr]) -> String {
+    if ips.is_empty() {
+        return "no nameserver".into();
+    }
+    ips.iter()
+        .map(IpAddr::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }

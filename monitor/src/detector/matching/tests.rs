@@ -127,6 +127,7 @@ fn owner(cookie: u64, pid: u32, name: &str, role: OwnerRole, destination: &str) 
         },
         role,
         destination: addr(destination),
+        resolv_conf: None,
     })
 }
 
@@ -1003,5 +1004,58 @@ fn path_and_resolution_are_encoded_under_pinwatch() {
     assert_eq!(
         doc["pinwatch"]["resolution"],
         serde_json::json!({"status": "observed"})
+    );
+}
+
+/// An owner record for `APP_COOKIE` whose process's resolv.conf names
+/// `nameserver`, as the daemon fills it in.
+fn owner_with_resolv_conf(nameserver: &str) -> Event {
+    let mut event = owner(APP_COOKIE, 4242, "dig", OwnerRole::Dns, "203.0.113.53:53");
+    if let Event::DnsOwner(owner) = &mut event {
+        owner.resolv_conf = Some(std::sync::Arc::new(crate::identity::ResolvConf {
+            path: "/etc/netns/lab/resolv.conf".into(),
+            nameservers: vec![nameserver.parse().unwrap()],
+        }));
+    }
+    event
+}
+
+#[test]
+fn trust_follows_the_asking_process_s_resolv_conf() {
+    let mut d = detector();
+    let own = "203.0.113.53:53";
+    // The process was told to ask this resolver: a genuine answer from it
+    // is not untrusted.
+    let alerts = feed(
+        &mut d,
+        [
+            owner_with_resolv_conf("203.0.113.53"),
+            query("db.lab.test", 7, CLIENT, own, T),
+            response("db.lab.test", 7, &["192.0.2.10"], own, CLIENT, T + 1),
+        ],
+    );
+    assert!(alerts.is_empty(), "{alerts:#?}");
+    // The same process asking another resolver still raises it, and the
+    // alert says which resolv.conf it had.
+    let other = "203.0.113.99:53";
+    let alerts = feed(
+        &mut d,
+        [
+            query("db.lab.test", 8, CLIENT, other, T + 2),
+            response("db.lab.test", 8, &["192.0.2.10"], other, CLIENT, T + 3),
+        ],
+    );
+    assert_eq!(rules(&alerts), [Rule::DnsUntrustedResolver], "{alerts:#?}");
+    let conf = alerts[0]
+        .resolv_conf
+        .as_ref()
+        .expect("pinwatch.resolv_conf");
+    assert_eq!(conf.path, "/etc/netns/lab/resolv.conf");
+    assert!(
+        alerts[0]
+            .message
+            .contains("nor in its resolv.conf (/etc/netns/lab/resolv.conf: 203.0.113.53)"),
+        "{}",
+        alerts[0].message
     );
 }
