@@ -75,7 +75,9 @@ impl DaemonError {
 /// Gives the heap pages freed so far back to the kernel. Loading the
 /// programs parses the kernel's BTF (megabytes of types, freed once loaded),
 /// and glibc keeps freed heap memory for reuse: without this, that parse
-/// stays in the daemon's resident set for its whole life.
+/// stays in the daemon's resident set for its whole life. musl (the static
+/// release build) has no malloc_trim: its allocator returns freed pages itself.
+#[cfg(target_env = "gnu")]
 pub(crate) fn release_freed_memory() {
     // SAFETY: malloc_trim only returns free heap pages; it takes the
     // allocator's own locks.
@@ -83,6 +85,9 @@ pub(crate) fn release_freed_memory() {
         libc::malloc_trim(0);
     }
 }
+
+#[cfg(not(target_env = "gnu"))]
+pub(crate) fn release_freed_memory() {}
 
 /// Runs until `shutdown` resolves. Programs are detached when this returns,
 /// whether it returns with an error or not.
