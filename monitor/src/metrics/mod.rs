@@ -1,6 +1,7 @@
 //! OpenMetrics for `[metrics] listen`: the daemon's counters, rendered from
 //! [`Shared`] on every scrape (nothing is kept twice), served at `/metrics`
-//! by [`serve`].
+//! by [`serve`] beside the `/healthz` and `/readyz` probes ([`health`]).
+pub mod health;
 mod serve;
 
 pub use serve::{MetricsError, MetricsServer, bind, spawn};

@@ -80,14 +80,7 @@ impl StatusReport {
             alert_write_failures: history.write_failures(),
         };
 
-        let mut reasons: Vec<String> = programs
-            .iter()
-            .filter(|p| !p.attached)
-            .map(|p| format!("program {} ({}) is not attached", p.name, p.kind))
-            .collect();
-        if programs.is_empty() {
-            reasons.push("no eBPF program is loaded".to_owned());
-        }
+        let mut reasons = missing_detections(shared);
         if let Some((at, error)) = history.last_failure()
             && age(*at, now) < ALERT_RECENCY
         {
@@ -140,6 +133,24 @@ impl StatusReport {
             recent_alerts,
         }
     }
+}
+
+/// Each detection the configuration needs that is not in place (a program
+/// not attached, none loaded), in words. The first of `health.reasons`, and
+/// all that `/healthz` answers on: alerts and the sink's state do not
+/// belong here, since a liveness probe must not restart pinwatch during an
+/// attack. A new kind of missing detection goes here so both follow it.
+pub fn missing_detections(shared: &Shared) -> Vec<String> {
+    let programs = shared.programs();
+    let mut reasons: Vec<String> = programs
+        .iter()
+        .filter(|p| !p.attached)
+        .map(|p| format!("program {} ({}) is not attached", p.name, p.kind))
+        .collect();
+    if programs.is_empty() {
+        reasons.push("no eBPF program is loaded".to_owned());
+    }
+    reasons
 }
 
 fn answer_report(answer: &LastAnswer, now: SystemTime) -> AnswerReport {

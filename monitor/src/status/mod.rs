@@ -12,6 +12,7 @@ use std::{collections::BTreeMap, net::IpAddr, time::Duration};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+pub use build::missing_detections;
 pub use history::{AlertHistory, RECENT_ALERTS, RecentAlert};
 pub use render::render;
 
