@@ -19,6 +19,8 @@ pub(crate) struct RawConfig {
     pub control: RawControl,
     #[serde(default)]
     pub metrics: RawMetrics,
+    #[serde(default)]
+    pub config: RawConfigSection,
 }
 
 #[derive(Debug, Deserialize)]
@@ -65,4 +67,12 @@ pub(crate) struct RawControl {
 pub(crate) struct RawMetrics {
     /// Absent (or an empty `[metrics]` table) means no metrics endpoint.
     pub listen: Option<String>,
+}
+
+/// `[config]`: how the daemon treats its own file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfigSection {
+    /// Reload when the file changes, as on SIGHUP; default false.
+    pub watch: Option<bool>,
 }

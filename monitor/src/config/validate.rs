@@ -47,6 +47,7 @@ pub(crate) fn validate(
         alerts: alerts(&cx, raw.alerts)?,
         control: control(&cx, raw.control)?,
         metrics: metrics(&cx, raw.metrics)?,
+        watch: raw.config.watch.unwrap_or(false),
     })
 }
 

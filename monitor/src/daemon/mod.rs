@@ -53,6 +53,8 @@ pub enum DaemonError {
     #[error(transparent)]
     Metrics(#[from] MetricsError),
     #[error(transparent)]
+    Watch(#[from] crate::config::WatchError),
+    #[error(transparent)]
     Stale(#[from] kernel::stale::StaleError),
 }
 
@@ -66,7 +68,8 @@ impl DaemonError {
             DaemonError::Stale(error) => error.exit_code(),
             DaemonError::Sink(SinkError::Open { .. } | SinkError::Journal(_))
             | DaemonError::Control(_)
-            | DaemonError::Metrics(_) => 2,
+            | DaemonError::Metrics(_)
+            | DaemonError::Watch(_) => 2,
             _ => 1,
         }
     }
@@ -92,7 +95,7 @@ pub(crate) fn release_freed_memory() {}
 /// Runs until `shutdown` resolves. Programs are detached when this returns,
 /// whether it returns with an error or not.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
-    let supervisor = reload::Supervisor::install()?;
+    let supervisor = reload::Supervisor::install(&config)?;
     let writer = open_sink(&config)?;
     let metrics_listener = match config.metrics {
         Some(addr) => Some(metrics::bind(addr).await?),
