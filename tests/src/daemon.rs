@@ -94,7 +94,8 @@ pub struct DaemonConfig {
 }
 
 impl DaemonConfig {
-    fn to_toml(&self, alerts: &Path, socket: &Path) -> String {
+    /// The file, with alerts to the file `alerts` and the socket at `socket`.
+    pub fn to_toml(&self, alerts: &Path, socket: &Path) -> String {
         let mut toml = String::new();
         for db in &self.databases {
             let ports: Vec<String> = db.ports.iter().map(u16::to_string).collect();
@@ -232,6 +233,32 @@ impl Daemon {
         Daemon::launch(&pinwatch_bin(), config, &env, None, &Settings::default())
     }
 
+    /// `bin run -c PATH` where `write(dir, alerts, socket)` lays the
+    /// configuration out in the daemon's temp dir as the test wants it (an
+    /// installed file adjusted, a ConfigMap's symlinks) and returns PATH.
+    /// The file must send alerts to `alerts` and put the socket at `socket`.
+    pub fn start_with_file(
+        bin: &Path,
+        write: impl FnOnce(&Path, &Path, &Path) -> PathBuf,
+    ) -> Daemon {
+        crate::require_root();
+        let dir = TempDir::new();
+        let alerts_path = dir.0.join("alerts.ndjson");
+        let socket_path = dir.0.join("pinwatch.sock");
+        let config_path = write(&dir.0, &alerts_path, &socket_path);
+        let config_text = fs::read_to_string(&config_path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", config_path.display()));
+        Daemon::spawn(
+            bin,
+            &[],
+            dir,
+            config_path,
+            config_text,
+            alerts_path,
+            socket_path,
+        )
+    }
+
     fn launch(
         bin: &Path,
         config: &DaemonConfig,
@@ -261,7 +288,27 @@ impl Daemon {
             );
         }
         fs::write(&config_path, &config_text).expect("write the daemon's config");
+        Daemon::spawn(
+            bin,
+            env,
+            dir,
+            config_path,
+            config_text,
+            alerts_path,
+            socket_path,
+        )
+    }
 
+    /// Starts `bin run -c config_path` and waits until it is ready.
+    fn spawn(
+        bin: &Path,
+        env: &[(&str, &OsStr)],
+        dir: TempDir,
+        config_path: PathBuf,
+        config_text: String,
+        alerts_path: PathBuf,
+        socket_path: PathBuf,
+    ) -> Daemon {
         let mut cmd = Command::new(bin);
         cmd.arg("run").arg("-c").arg(&config_path);
         cmd.envs(env.iter().copied());
@@ -373,14 +420,20 @@ impl Daemon {
     /// stderr: `Ok(line)` when it logged `configuration reloaded`, `Err(line)`
     /// when it logged `configuration reload failed`.
     pub fn reload(&self) -> Result<String, String> {
+        self.reload_after("SIGHUP", || self.signal(libc::SIGHUP))
+    }
+
+    /// Does `trigger` (a signal, a change to a watched file) and waits (10 s
+    /// at most) for the reload outcome it causes, as [`Daemon::reload`].
+    pub fn reload_after(&self, what: &str, trigger: impl FnOnce()) -> Result<String, String> {
         let before = self.reload_outcomes().len();
-        self.signal(libc::SIGHUP);
+        trigger();
         crate::poll(RELOAD_TIMEOUT, || {
             self.reload_outcomes().into_iter().nth(before)
         })
         .unwrap_or_else(|| {
             panic!(
-                "pinwatch logged no reload outcome within {RELOAD_TIMEOUT:?} of SIGHUP\n{}",
+                "pinwatch logged no reload outcome within {RELOAD_TIMEOUT:?} of {what}\n{}",
                 self.dump()
             )
         })

@@ -81,6 +81,13 @@ pub const DEBIAN_PACKAGES: &[(&str, &str, OnPath)] = &[
     ("runc", "/usr/sbin/runc", OnPath::Yes),
     ("buildah", "/usr/bin/buildah", OnPath::Yes),
     ("busybox-static", "/bin/busybox", OnPath::No),
+    // `cargo xtask dist`: strip (binutils), the OCI image (buildah), and its
+    // checks in tests/tests/dist.rs and oci.rs: lintian on the .deb, rpm's
+    // `rpm -qlp`, podman and skopeo to load and run the image.
+    ("binutils", "/usr/bin/strip", OnPath::Yes),
+    ("skopeo", "/usr/bin/skopeo", OnPath::Yes),
+    ("lintian", "/usr/bin/lintian", OnPath::Yes),
+    ("rpm", "/usr/bin/rpm", OnPath::Yes),
 ];
 
 /// Whether a package's file is run by its bare name.

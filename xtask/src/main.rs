@@ -2,6 +2,7 @@
 //! benchmarks. Plain `cargo build` stays the way to build.
 mod bench;
 mod demo;
+mod dist;
 mod fuzz;
 // The one list of what setup installs, shared with the tests' harness.
 #[path = "../../tests/src/provision.rs"]
@@ -36,6 +37,9 @@ enum Command {
     /// Set up, then run every test: unit tests and the kernel integration
     /// tests (root required; they fail, never skip, without it).
     Test,
+    /// Set up, then build the release artifacts into target/dist/: the static
+    /// musl tarball, the .deb, the .rpm, the OCI image archive, SHA256SUMS.
+    Dist,
     /// Run the benchmarks (root) and write BENCHMARKS.md.
     Bench(bench::Args),
     /// Set up, build pinwatch and show it catching a forged DNS answer in a
@@ -76,6 +80,10 @@ fn main() -> anyhow::Result<()> {
         Command::Test => {
             setup::run()?;
             test::run()
+        }
+        Command::Dist => {
+            setup::run()?;
+            dist::run()
         }
         Command::Bench(args) => {
             setup::run()?;

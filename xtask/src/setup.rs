@@ -7,6 +7,18 @@ use crate::{
     shell,
 };
 
+/// The static release build's target (`cargo xtask dist`).
+const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
+/// Packagers, pinned to versions that build with rustc 1.95.
+const CARGO_TOOLS: &[(&str, &str, &str)] = &[
+    ("cargo-deb", "3.8.0", "deb"),
+    ("cargo-generate-rpm", "0.21.1", "generate-rpm"),
+];
+/// Manifest checks for deploy/kubernetes (tests/tests/kubernetes.rs),
+/// from PyPI into a venv of Debian's python3.
+pub const VENV: &str = "target/venv";
+const PYTHON_TOOLS: &[&str] = &["kubernetes-validate==1.37.0", "yamllint==1.38.0"];
+
 const BPF_LINKER_VERSION: &str = "0.10.2";
 
 pub fn run() -> anyhow::Result<()> {
@@ -14,8 +26,51 @@ pub fn run() -> anyhow::Result<()> {
     install_python_venv()?;
     install_rust_src()?;
     install_bpf_linker()?;
+    install_musl_target()?;
+    install_cargo_tools()?;
+    install_python_tools()?;
     // The kernel matrix: QEMU and virtme-ng (crate::vmtest).
     crate::vmtest::install_virtme()
+}
+
+fn install_musl_target() -> anyhow::Result<()> {
+    let installed = shell::output("rustup", &["target", "list", "--installed"])?;
+    if installed.lines().any(|line| line.trim() == MUSL_TARGET) {
+        return Ok(());
+    }
+    shell::run("rustup", &["target", "add", MUSL_TARGET])
+}
+
+fn install_cargo_tools() -> anyhow::Result<()> {
+    for (tool, version, subcommand) in CARGO_TOOLS {
+        let reported =
+            shell::output(&shell::cargo_program(), &[subcommand, "--version"]).unwrap_or_default();
+        if reported.contains(version) {
+            continue;
+        }
+        let spec = format!("{tool}@{version}");
+        shell::cargo(&["install", &spec, "--locked"])
+            .with_context(|| format!("installing {tool}"))?;
+    }
+    Ok(())
+}
+
+/// Pinned versions; pip runs only when one is missing.
+fn install_python_tools() -> anyhow::Result<()> {
+    let pip = format!("{VENV}/bin/pip");
+    if !std::path::Path::new(&pip).exists() {
+        shell::run("/usr/bin/python3", &["-m", "venv", VENV])?;
+    }
+    let frozen = shell::output(&pip, &["freeze"])?;
+    if PYTHON_TOOLS
+        .iter()
+        .all(|spec| frozen.lines().any(|line| line.eq_ignore_ascii_case(spec)))
+    {
+        return Ok(());
+    }
+    let mut args = vec!["install", "--quiet", "--disable-pip-version-check"];
+    args.extend(PYTHON_TOOLS);
+    shell::run(&pip, &args)
 }
 
 fn install_packages() -> anyhow::Result<()> {

@@ -40,11 +40,13 @@ fn wait_for(command: &mut Command, program: &str, args: &[&str]) -> anyhow::Resu
     Ok(())
 }
 
+/// The cargo that runs xtask, so the same toolchain builds everything.
+pub fn cargo_program() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
 pub fn cargo(args: &[&str]) -> anyhow::Result<()> {
-    run(
-        &std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
-        args,
-    )
+    run(&cargo_program(), args)
 }
 
 /// Runs cargo with stdout passed through line by line and also returned,
@@ -61,7 +63,7 @@ pub fn cargo_tee(args: &[&str]) -> anyhow::Result<String> {
 /// error, so a test run can go on and report every failure.
 pub fn cargo_tee_status(args: &[&str]) -> anyhow::Result<(String, std::process::ExitStatus)> {
     use std::io::{BufRead, BufReader};
-    let program = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let program = cargo_program();
     eprintln!("+ {program} {}", args.join(" "));
     let mut child = Command::new(&program)
         .args(args)
@@ -86,6 +88,25 @@ pub fn output(program: &str, args: &[&str]) -> anyhow::Result<String> {
         .stderr(Stdio::null())
         .output()
         .with_context(|| format!("cannot start {program}"))?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Runs a command in `dir` and returns its stdout; an unsuccessful exit is
+/// an error that carries its stderr.
+pub fn output_in(dir: &Path, program: &str, args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .with_context(|| format!("cannot start {program}"))?;
+    if !out.status.success() {
+        bail!(
+            "{program} {} failed: {}: {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 

@@ -11,6 +11,7 @@ mod raw;
 #[cfg(test)]
 mod tests;
 mod validate;
+mod watch;
 
 use std::collections::BTreeSet;
 use std::fmt::{self, Write as _};
@@ -24,6 +25,7 @@ use sha2::{Digest, Sha256};
 pub use error::{ConfigError, HostnameFault, Problem};
 pub use host::{HostDefaults, HostPaths, RESOLV_CONF_PATH, parse_resolv_conf};
 pub use net::LOOPBACK_STUBS;
+pub use watch::{ConfigWatch, WatchError};
 // `pinwatch learn --hostname` takes names under the same rules as the file.
 pub(crate) use net::normalize_hostname;
 
@@ -49,6 +51,8 @@ pub struct Config {
     pub metrics: Option<SocketAddr>,
     /// `[host]`: where the host is read from (container identity, resolv.conf).
     pub host: HostPaths,
+    /// `[config] watch`: reload when the file changes, as on SIGHUP.
+    pub watch: bool,
 }
 
 /// One `[[database]]` table.
@@ -208,6 +212,8 @@ impl Config {
             }
             None => s.push_str("metrics off\n"),
         }
+        let watch = if self.watch { "on" } else { "off" };
+        let _ = writeln!(s, "config watch {watch}");
         s
     }
 }

@@ -21,6 +21,8 @@ pub(crate) struct RawConfig {
     pub metrics: RawMetrics,
     #[serde(default)]
     pub host: RawHost,
+    #[serde(default)]
+    pub config: RawConfigSection,
 }
 
 #[derive(Debug, Deserialize)]
@@ -77,4 +79,12 @@ pub(crate) struct RawHost {
     pub proc: Option<String>,
     pub run: Option<String>,
     pub cgroup: Option<String>,
+}
+
+/// `[config]`: how the daemon treats its own file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfigSection {
+    /// Reload when the file changes, as on SIGHUP; default false.
+    pub watch: Option<bool>,
 }

@@ -51,6 +51,7 @@ pub(crate) fn validate(
         control: control(&cx, raw.control)?,
         metrics: metrics(&cx, raw.metrics)?,
         host: host_paths(&cx, raw.host)?,
+        watch: raw.config.watch.unwrap_or(false),
     })
 }
 

@@ -61,6 +61,8 @@ pub enum DaemonError {
     #[error(transparent)]
     Metrics(#[from] MetricsError),
     #[error(transparent)]
+    Watch(#[from] crate::config::WatchError),
+    #[error(transparent)]
     Stale(#[from] kernel::stale::StaleError),
 }
 
@@ -74,7 +76,8 @@ impl DaemonError {
             DaemonError::Stale(error) => error.exit_code(),
             DaemonError::Sink(SinkError::Open { .. } | SinkError::Journal(_))
             | DaemonError::Control(_)
-            | DaemonError::Metrics(_) => 2,
+            | DaemonError::Metrics(_)
+            | DaemonError::Watch(_) => 2,
             _ => 1,
         }
     }
@@ -84,7 +87,7 @@ impl DaemonError {
 /// whether it returns with an error or not.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
     let time = Arc::new(TimeBase::host());
-    let supervisor = reload::Supervisor::install()?;
+    let supervisor = reload::Supervisor::install(&config)?;
     let writer = open_sink(&config)?;
     let metrics_listener = match config.metrics {
         Some(addr) => Some(metrics::bind(addr).await?),

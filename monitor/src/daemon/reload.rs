@@ -1,4 +1,5 @@
-//! SIGHUP: re-read the configuration and validate it whole, then swap the
+//! SIGHUP, or a change to the file under `[config] watch = true`
+//! (`config::ConfigWatch`): re-read the configuration and validate it whole, then swap the
 //! kernel's watched ports and enforcement (`mode`, the pinned sets of the
 //! enforced ports), the detector's pinned sets and the configuration that
 //! status reports, together, under the detector lock. A refused file
@@ -15,7 +16,7 @@ use tokio::{
 
 use super::{DaemonError, Shared, notify, swap};
 use crate::{
-    config::{AlertSink, Config, ConfigError},
+    config::{AlertSink, Config, ConfigError, ConfigWatch, WatchError},
     event::{Event, ReloadFailure},
     kernel::{KernelError, Policy, Probes},
 };
@@ -42,19 +43,31 @@ pub enum ReloadError {
 pub(super) struct Supervisor {
     hangup: Signal,
     watchdog: Option<Interval>,
+    /// `[config] watch = true`: file changes reload like SIGHUP.
+    watch: Option<ConfigWatch>,
 }
 
 impl Supervisor {
-    /// Installs the SIGHUP handler; call it early, since until then SIGHUP's
-    /// default action ends the process.
-    pub(super) fn install() -> Result<Supervisor, DaemonError> {
+    /// Installs the SIGHUP handler, and the file watch when `config` asks
+    /// for it; call it early, since until then SIGHUP's default action ends
+    /// the process.
+    pub(super) fn install(config: &Config) -> Result<Supervisor, DaemonError> {
         let hangup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
         let watchdog = notify::watchdog_interval().map(|period| {
             let mut interval = tokio::time::interval(period);
             interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
             interval
         });
-        Ok(Supervisor { hangup, watchdog })
+        let watch = match (&config.path, config.watch) {
+            (Some(path), true) => Some(ConfigWatch::new(path, &config.hash)?),
+            (None, true) => return Err(WatchError::NoFile.into()),
+            (_, false) => None,
+        };
+        Ok(Supervisor {
+            hangup,
+            watchdog,
+            watch,
+        })
     }
 
     /// Serves reloads and watchdog pings until it is dropped.
@@ -66,7 +79,15 @@ impl Supervisor {
     ) -> Infallible {
         loop {
             tokio::select! {
-                Some(()) = self.hangup.recv() => reload(shared, probes, &events).await,
+                Some(()) = self.hangup.recv() => {
+                    reload(shared, probes, &events, "SIGHUP received").await;
+                    if let Some(watch) = &mut self.watch {
+                        watch.rescan();
+                    }
+                }
+                () = changed(&mut self.watch) => {
+                    reload(shared, probes, &events, "the configuration file changed").await;
+                }
                 () = tick(&mut self.watchdog) => {
                     // Taking the detector lock shows the detector thread is
                     // not wedged while holding it; a hung daemon stops
@@ -76,6 +97,13 @@ impl Supervisor {
                 }
             }
         }
+    }
+}
+
+async fn changed(watch: &mut Option<ConfigWatch>) {
+    match watch {
+        Some(watch) => watch.changed().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -99,11 +127,16 @@ pub(super) fn status_line(config: &Config) -> String {
     )
 }
 
-async fn reload(shared: &Shared, probes: &mut Probes, events: &mpsc::Sender<Vec<Event>>) {
+async fn reload(
+    shared: &Shared,
+    probes: &mut Probes,
+    events: &mpsc::Sender<Vec<Event>>,
+    cause: &str,
+) {
     notify::reloading();
     let in_force = shared.config();
     let file = in_force.path.clone().unwrap_or_default();
-    tracing::info!(file = %file.display(), "SIGHUP received, reloading the configuration");
+    tracing::info!(file = %file.display(), "{cause}, reloading the configuration");
     match apply(&in_force, shared, probes) {
         Ok(config) => tracing::info!(
             file = %file.display(),
@@ -192,7 +225,7 @@ fn needs_restart(old: &Config, new: &Config) -> Result<(), ReloadError> {
 type Describe = fn(&Config) -> String;
 
 /// Each setting only a restart applies.
-const RESTART_ONLY: [(&str, Describe); 8] = [
+const RESTART_ONLY: [(&str, Describe); 9] = [
     ("alerts.sink", |config| match &config.alerts.sink {
         AlertSink::Stdout => "stdout".to_owned(),
         AlertSink::File(path) => format!("file {}", path.display()),
@@ -223,6 +256,7 @@ const RESTART_ONLY: [(&str, Describe); 8] = [
             .as_ref()
             .map_or("found in mountinfo".into(), |p| p.display().to_string())
     }),
+    ("config.watch", |config| config.watch.to_string()),
 ];
 
 #[cfg(test)]
@@ -282,6 +316,10 @@ mod tests {
         assert_eq!(
             refused_key("", "[metrics]\nlisten = \"127.0.0.1:9464\"\n"),
             Some("metrics.listen")
+        );
+        assert_eq!(
+            refused_key("[config]\nwatch = true\n", ""),
+            Some("config.watch")
         );
         let error = needs_restart(&config(""), &config(file)).unwrap_err();
         assert_eq!(

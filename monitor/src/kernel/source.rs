@@ -43,6 +43,8 @@ const TRIM_EVERY_POLLS: u32 = 30;
 /// Counters the source keeps; shared with status and metrics.
 #[derive(Debug, Default)]
 pub struct SourceStats {
+    /// Drains of the ring buffer done; `/readyz` waits for the first.
+    pub drains: AtomicU64,
     pub records: AtomicU64,
     pub undecodable: AtomicU64,
     pub dns_parse_errors: AtomicU64,
@@ -250,6 +252,7 @@ impl KernelSource {
                 }
             }
         }
+        self.stats.drains.fetch_add(1, Ordering::Relaxed);
         (batch, records == MAX_BATCH_RECORDS)
     }
 

@@ -1,6 +1,8 @@
 //! OpenMetrics for `[metrics] listen`: the daemon's counters, rendered from
 //! a [`Snapshot`] of [`Shared`] on every scrape (nothing is kept twice),
-//! served at `/metrics` by [`serve`].
+//! served at `/metrics` by [`serve`] beside the `/healthz` and `/readyz`
+//! probes ([`health`]).
+pub mod health;
 mod serve;
 
 pub use serve::{MetricsError, MetricsServer, bind, spawn};

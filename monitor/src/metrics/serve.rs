@@ -1,5 +1,5 @@
-//! The `/metrics` endpoint: HTTP/1.1 on the daemon's runtime, GET and HEAD
-//! of `/metrics` only, one request per connection, a few connections at a
+//! The `/metrics` endpoint and the probes beside it (`/healthz`, `/readyz`:
+//! [`health`]): HTTP/1.1 on the daemon's runtime, GET and HEAD of those only, one request per connection, a few connections at a
 //! time, each with a deadline: a scraper, not a web server.
 use std::{convert::Infallible, io, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -14,7 +14,7 @@ use hyper::{
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::{net::TcpListener, sync::Semaphore, task::JoinHandle};
 
-use super::{CONTENT_TYPE, SharedCollector, render};
+use super::{CONTENT_TYPE, SharedCollector, health, render};
 use crate::state::Shared;
 
 /// Connections served at once; more are closed at once.
@@ -52,7 +52,7 @@ impl Drop for MetricsServer {
 /// Serves `/metrics` on `listener` on the current runtime.
 pub fn spawn(listener: TcpListener, shared: Arc<Shared>) -> MetricsServer {
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "serving OpenMetrics at /metrics");
+        tracing::info!(%addr, "serving OpenMetrics at /metrics, probes at /healthz and /readyz");
     }
     MetricsServer(tokio::spawn(serve(listener, shared)))
 }
@@ -97,10 +97,11 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
 }
 
 fn respond(request: &Request<Incoming>, collector: &SharedCollector) -> Response<Full<Bytes>> {
-    if request.uri().path() != "/metrics" {
+    let path = request.uri().path();
+    if !["/metrics", "/healthz", "/readyz"].contains(&path) {
         return plain(
             StatusCode::NOT_FOUND,
-            "not found: pinwatch serves /metrics only\n",
+            "not found: pinwatch serves /metrics, /healthz and /readyz only\n",
         );
     }
     if request.method() != Method::GET && request.method() != Method::HEAD {
@@ -110,6 +111,19 @@ fn respond(request: &Request<Incoming>, collector: &SharedCollector) -> Response
             .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
         return response;
     }
+    let probe = match path {
+        "/healthz" => Some(health::liveness(&collector.0)),
+        "/readyz" => Some(health::readiness(&collector.0)),
+        _ => None,
+    };
+    if let Some(answer) = probe {
+        let status = if answer.ok {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        return plain(status, answer.body);
+    }
     let mut response = Response::new(Full::new(Bytes::from(render(collector.clone()))));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -118,8 +132,8 @@ fn respond(request: &Request<Incoming>, collector: &SharedCollector) -> Response
     response
 }
 
-fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+fn plain(status: StatusCode, text: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(text.into()));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,

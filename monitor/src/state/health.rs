@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::Snapshot;
+use crate::kernel::ProgramStatus;
 
 /// How long an alert or a sink failure counts as recent: an alert this
 /// recent makes `pinwatch status` exit 1, a sink failure this recent makes
@@ -18,14 +19,7 @@ pub struct Health {
 impl Health {
     /// Judges everything else in `snapshot` (its own `health` is ignored).
     pub fn of(snapshot: &Snapshot) -> Health {
-        let mut reasons: Vec<String> = snapshot
-            .programs
-            .iter()
-            .flat_map(|p| p.health_reasons())
-            .collect();
-        if snapshot.programs.is_empty() {
-            reasons.push("no eBPF program is loaded".to_owned());
-        }
+        let mut reasons = missing_detections(&snapshot.programs);
         if let Some((at, error)) = &snapshot.last_sink_failure
             && snapshot.age(*at) < RECENCY
         {
@@ -41,4 +35,17 @@ impl Health {
     pub fn is_healthy(&self) -> bool {
         self.reasons.is_empty()
     }
+}
+
+/// Each detection the configuration needs that is not in place (a program
+/// not attached or not running, an interface the hook cannot watch, none
+/// loaded), in words. The first of [`Health::reasons`], and all that
+/// `/healthz` answers on: alerts and the sink's state do not belong here,
+/// since a liveness probe must not restart pinwatch during an attack.
+pub fn missing_detections(programs: &[ProgramStatus]) -> Vec<String> {
+    let mut reasons: Vec<String> = programs.iter().flat_map(|p| p.health_reasons()).collect();
+    if programs.is_empty() {
+        reasons.push("no eBPF program is loaded".to_owned());
+    }
+    reasons
 }

@@ -147,6 +147,7 @@ fn summary_is_normalized() {
         "alerts sink stdout, dedup_window 1m\n",
         "control socket /run/pinwatch/pinwatch.sock (mode 0600)\n",
         "metrics off\n",
+        "config watch off\n",
     ] {
         assert!(s.contains(line), "{s:?} lacks {line:?}");
     }
@@ -183,6 +184,7 @@ fn example_file_validates() {
     assert_eq!(c.alerts.sink, AlertSink::Stdout);
     assert_eq!(c.control.socket, Path::new(DEFAULT_CONTROL_SOCKET));
     assert_eq!(c.metrics, None);
+    assert!(!c.watch);
 }
 
 #[test]
@@ -212,6 +214,7 @@ fn example_file_commented_keys_validate_too() {
         c.host.cgroup.as_deref(),
         Some(Path::new("/host/sys/fs/cgroup"))
     );
+    assert!(c.watch);
 }
 
 /// A commented line that is TOML rather than prose: a table header or `key = value`.
@@ -235,4 +238,13 @@ fn dns_thresholds_default_and_parse() {
     ));
     assert_eq!(c.dns.txid_mismatch_threshold, 25);
     assert_eq!(c.dns.query_timeout, Duration::from_secs(30));
+}
+
+#[test]
+fn config_watch_defaults_off_and_parses() {
+    assert!(!ok(DB).watch);
+    assert!(!ok(&format!("{DB}[config]\n")).watch);
+    let c = ok(&format!("{DB}[config]\nwatch = true\n"));
+    assert!(c.watch);
+    assert!(c.summary().contains("config watch on\n"));
 }

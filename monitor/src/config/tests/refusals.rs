@@ -261,6 +261,15 @@ fn unknown_keys_are_refused_with_position() {
     assert!(msg.contains("unknown field `pinnned`"), "{msg}");
     let msg = refused(&format!("{DB}[metric]\n")).to_string();
     assert!(msg.contains("unknown field `metric`"), "{msg}");
+    let msg = refused(&format!("{DB}[config]\nwatched = true\n")).to_string();
+    assert!(msg.contains("unknown field `watched`"), "{msg}");
+}
+
+#[test]
+fn config_watch_must_be_a_boolean() {
+    let msg = refused(&format!("{DB}[config]\nwatch = \"yes\"\n")).to_string();
+    assert!(msg.starts_with("/etc/x.toml: TOML parse error"), "{msg}");
+    assert!(msg.contains("invalid type"), "{msg}");
 }
 
 #[test]
