@@ -18,7 +18,9 @@ mod connect;
 mod crafted;
 mod daemon;
 mod dig;
-mod dist;
+/// Built artifacts and a podman that runs the OCI image as the DaemonSet
+/// would (`dist::Podman`; `Podman` at the root runs lab containers).
+pub mod dist;
 mod dnsmasq;
 mod ecs;
 mod flask_app;
@@ -50,7 +52,7 @@ pub use crafted::{
 };
 pub use daemon::{Daemon, DaemonConfig, Database, pinwatch_bin};
 pub use dig::{Answer, DigResult, dig, try_dig};
-pub use dist::{Container, Dist, Podman, workspace_root};
+pub use dist::{Dist, workspace_root};
 pub use dnsmasq::{DnsRecords, Dnsmasq};
 pub use ecs::assert_ecs_fields;
 pub use flask_app::{APP_PORT, AppSettings, FlaskApp, HttpResponse};

@@ -10,8 +10,8 @@
 use std::{fs, net::IpAddr, os::unix::fs::symlink, path::Path, time::Duration};
 
 use pinwatch_integration_tests::{
-    ALERT_TIMEOUT, DNS_V4, Dist, DnsRecords, Dnsmasq, Lab, Podman, dig, free_loopback_addr, http,
-    poll, require_root, workspace_root,
+    ALERT_TIMEOUT, DNS_V4, Dist, DnsRecords, Dnsmasq, Lab, dig, dist::Podman, free_loopback_addr,
+    http, poll, require_root, workspace_root,
 };
 use serde_json::Value;
 use yaml_rust2::{Yaml, YamlLoader};
