@@ -17,7 +17,7 @@ use std::{
 use libfuzzer_sys::fuzz_target;
 use pinwatch::{
     alert::{Alert, encode, fold::Folder},
-    decode::{PacketMeta, udp_message},
+    decode::{PacketMeta, Parsed, udp_message},
     detector::Detector,
     event::{
         ConnectAction, ConnectEvent, DbSegmentEvent, Direction, DnsEvent, DnsOwnerEvent, Event,
@@ -124,12 +124,7 @@ impl State {
         }
     }
 
-    fn dns(
-        &self,
-        leg: (usize, usize),
-        egress: bool,
-        message: hickory_proto::op::Message,
-    ) -> DnsEvent {
+    fn dns(&self, leg: (usize, usize), egress: bool, parsed: Parsed) -> DnsEvent {
         let (client, server) = (addr(CLIENTS[leg.0]), addr(SERVERS[leg.1]));
         DnsEvent {
             timestamp: self.now,
@@ -144,9 +139,10 @@ impl State {
             cgroup_id: 0,
             truncated: false,
             socket_cookie: 0,
-            message,
+            message: parsed.message,
             seen_at: Hook::Socket,
             fragmented: false,
+            malformed: parsed.malformed,
         }
     }
 
