@@ -66,8 +66,9 @@ pub const PORTABILITY_SUBSET: &[(&str, &str)] = &[
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Kernel series to boot (5.10, 6.1, 6.12); repeat for several.
-    #[arg(long = "kernel", required = true)]
+    /// Kernel series to boot (5.10, 6.1, 6.12); repeat for several. None
+    /// with --update-readme: rewrite the table from the last results only.
+    #[arg(long = "kernel", required_unless_present = "update_readme")]
     kernels: Vec<String>,
     /// Run every integration test in the VM, not the portability subset.
     #[arg(long)]
@@ -79,6 +80,9 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
+    if args.kernels.is_empty() {
+        return table::check_readme(true);
+    }
     let series: Vec<&'static kernels::Series> = args
         .kernels
         .iter()
