@@ -86,3 +86,37 @@ fn release() -> String {
         .map(|s| s.trim().to_owned())
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_feature_says_what_replaces_it() {
+        let old = Probed {
+            coarse_clock: false,
+            tcx: false,
+        }
+        .report();
+        assert_eq!(old.features.len(), 2);
+        for feature in &old.features {
+            assert!(!feature.available);
+            assert!(
+                feature.fallback.as_deref().is_some_and(|f| !f.is_empty()),
+                "{feature:?}"
+            );
+        }
+        let new = Probed {
+            coarse_clock: true,
+            tcx: true,
+        }
+        .report();
+        assert!(
+            new.features
+                .iter()
+                .all(|f| f.available && f.fallback.is_none())
+        );
+        let names: Vec<&str> = new.features.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, [COARSE_CLOCK, TCX]);
+    }
+}

@@ -1,5 +1,5 @@
 //! The tc program on the host's interfaces: DNS responses as they arrive,
-//! before IP reassembly and socket lookup (see monitor-ebpf/src/tc.rs).
+//! before IP reassembly and socket lookup (see monitor-ebpf/src/programs/tc.rs).
 //!
 //! Attached with tcx (kernel ≥ 6.6) as bpf_links this process owns, one per
 //! Ethernet interface of the daemon's network namespace (the init one under

@@ -64,7 +64,7 @@ fn v6_bytes(key: &PinKeyV6) -> [u8; 18] {
     bytes
 }
 
-/// The connect hooks' verdict, as monitor-ebpf/src/connect.rs computes it
+/// The connect hooks' verdict, as monitor-ebpf/src/programs/connect.rs computes it
 /// from the maps: refused on an enforced port when no entry matches, an
 /// IPv4-mapped destination looked up in the IPv4 trie.
 fn kernel_refuses(policy: &Policy, destination: SocketAddr) -> bool {

@@ -106,7 +106,7 @@ const PROGRAMS: [ProgramSpec; 8] = [
         kind: "cgroup/connect6",
         hook: Hook::SockAddr,
     },
-    // Which process owns each DNS socket (monitor-ebpf/src/dns_owner.rs).
+    // Which process owns each DNS socket (monitor-ebpf/src/programs/dns_owner.rs).
     ProgramSpec {
         name: "pw_dns_sendmsg4",
         kind: "cgroup/sendmsg4",
@@ -313,6 +313,61 @@ fn raise_memlock_limit() {
         tracing::debug!(
             "could not raise RLIMIT_MEMLOCK: {}",
             std::io::Error::last_os_error()
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::interfaces::FailedInterface;
+
+    #[test]
+    fn health_names_the_hook_and_what_is_missing() {
+        assert!(
+            ProgramStatus::attached("pw_connect4", "cgroup/connect4")
+                .health_reasons()
+                .is_empty()
+        );
+        let refused = ProgramStatus {
+            attached: false,
+            error: Some("verifier: invalid func".into()),
+            ..ProgramStatus::attached("pw_dns_iface", "tcx/ingress")
+        };
+        assert_eq!(
+            refused.health_reasons(),
+            vec!["program pw_dns_iface (tcx/ingress) is not running: verifier: invalid func"]
+        );
+        let partial = ProgramStatus {
+            interfaces: Some(InterfaceCoverage {
+                covered: vec!["eth0".into()],
+                failed: vec![FailedInterface {
+                    name: "wg0".into(),
+                    reason: "not an Ethernet interface".into(),
+                }],
+            }),
+            ..ProgramStatus::attached("pw_dns_iface", "tcx/ingress")
+        };
+        assert_eq!(
+            partial.health_reasons(),
+            vec![
+                "program pw_dns_iface (tcx/ingress) does not watch interface wg0: not an Ethernet interface"
+            ]
+        );
+        // No interface to watch is not a missed detection.
+        let idle = ProgramStatus {
+            attached: false,
+            interfaces: Some(InterfaceCoverage::default()),
+            ..ProgramStatus::attached("pw_dns_iface", "tcx/ingress")
+        };
+        assert!(idle.health_reasons().is_empty());
+        let detached = ProgramStatus {
+            attached: false,
+            ..ProgramStatus::attached("pw_connect4", "cgroup/connect4")
+        };
+        assert_eq!(
+            detached.health_reasons(),
+            vec!["program pw_connect4 (cgroup/connect4) is not attached"]
         );
     }
 }

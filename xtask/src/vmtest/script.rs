@@ -9,7 +9,7 @@ use std::{
 
 use anyhow::{Context, bail};
 
-use super::PORTABILITY_SUBSET;
+use super::{PORTABILITY_SUBSET, Plan};
 
 /// Builds the integration tests without running them: test name → binary.
 pub fn test_binaries() -> anyhow::Result<BTreeMap<String, PathBuf>> {
@@ -57,7 +57,7 @@ pub fn test_binaries() -> anyhow::Result<BTreeMap<String, PathBuf>> {
 pub fn write(
     results: &Path,
     binaries: &BTreeMap<String, PathBuf>,
-    all: bool,
+    plan: Plan,
 ) -> anyhow::Result<PathBuf> {
     let root = std::env::current_dir()?;
     let mut script = String::new();
@@ -94,20 +94,19 @@ echo "vmtest: daemon exit $?"
 cat {r}/daemon.log"#,
         root = root.display(),
     )?;
-    let plan: Vec<(&String, Vec<&str>)> = if all {
-        binaries.keys().map(|b| (b, Vec::new())).collect()
-    } else {
-        binaries
+    let plan: Vec<(&String, Vec<&str>)> = match plan.tests() {
+        None => binaries.keys().map(|b| (b, Vec::new())).collect(),
+        Some(subset) => binaries
             .keys()
             .filter_map(|binary| {
-                let tests: Vec<&str> = PORTABILITY_SUBSET
+                let tests: Vec<&str> = subset
                     .iter()
                     .filter(|(b, _)| b == binary)
                     .map(|(_, t)| *t)
                     .collect();
                 (!tests.is_empty()).then_some((binary, tests))
             })
-            .collect()
+            .collect(),
     };
     for (binary, tests) in plan {
         let exe = &binaries[binary];

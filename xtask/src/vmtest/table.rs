@@ -90,11 +90,12 @@ impl Measured {
         let mut hooks: Vec<String> = Vec::new();
         for program in &programs {
             let kind = program["kind"].as_str().unwrap_or_default();
-            let hook = kind.split('/').next().unwrap_or(kind);
-            let hook = if hook.starts_with("tc") {
-                kind.to_owned()
+            let hook = if kind.starts_with("cgroup_skb/") {
+                "cgroup_skb".to_owned()
+            } else if kind.starts_with("cgroup/") {
+                "cgroup sock_addr".to_owned()
             } else {
-                hook.to_owned()
+                kind.to_owned()
             };
             if program.get("error").is_none() && !hooks.contains(&hook) {
                 hooks.push(hook);

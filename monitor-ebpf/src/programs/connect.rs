@@ -15,7 +15,7 @@ use pinwatch_common::{
     PIN_KEY_PORT_BITS, PORT_FLAG_ENFORCE, PinKeyV4, PinKeyV6,
 };
 
-use crate::{
+use super::{
     clock,
     maps::{EVENTS, PINNED_V4, PINNED_V6, SUBMIT_FLAGS, WATCHED_PORTS, count_loss},
     sockaddr::{self, AF_INET},

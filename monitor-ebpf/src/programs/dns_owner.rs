@@ -29,7 +29,7 @@ use pinwatch_common::{
     OWNER_ROLE_DNS, OWNER_ROLE_DOH, OWNER_ROLE_DOT,
 };
 
-use crate::{
+use super::{
     clock,
     maps::{EVENTS, SUBMIT_FLAGS, count_loss},
     sockaddr::{self, AF_INET},

@@ -8,7 +8,7 @@ use pinwatch_common::{
     EVENT_KIND_DB_SEGMENT, LOSS_DB_SEGMENT,
 };
 
-use crate::{
+use super::{
     dns::record_packet,
     maps::{DB_FLOWS, WATCHED_PORT_BITS},
 };

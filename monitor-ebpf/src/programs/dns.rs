@@ -11,7 +11,7 @@ use pinwatch_common::{
     DnsPacketHeader, EVENT_KIND_DNS_PACKET, LOSS_DNS_PACKET,
 };
 
-use crate::{
+use super::{
     clock, db,
     maps::{EVENTS, SUBMIT_FLAGS, count_loss},
     tc,

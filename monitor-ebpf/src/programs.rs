@@ -1,0 +1,32 @@
+//! The programs, their maps and helpers, and what the kernel needs of the
+//! object besides them (panic handler, licence).
+mod clock;
+mod connect;
+mod db;
+mod dns;
+mod dns_owner;
+mod maps;
+mod sockaddr;
+mod tc;
+
+/// Reference program for the in-kernel cost benchmark: it does nothing, so
+/// its run time is the fixed cost of running any cgroup_skb program.
+#[aya_ebpf::macros::cgroup_skb]
+pub fn pw_base_egress(_ctx: aya_ebpf::programs::SkBuffContext) -> i32 {
+    1
+}
+
+#[aya_ebpf::macros::cgroup_skb]
+pub fn pw_base_ingress(_ctx: aya_ebpf::programs::SkBuffContext) -> i32 {
+    1
+}
+
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+// The kernel reads the license from this section to allow GPL-only helpers.
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
