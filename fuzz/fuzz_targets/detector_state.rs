@@ -362,6 +362,8 @@ impl State {
                     OwnerRole::DnsOverHttps,
                 ][usize::from(choice >> 2) % 3],
                 destination: addr(SERVERS[usize::from(choice >> 4) % SERVERS.len()]),
+                // As in captures: the daemon reads it, the detector is given it.
+                resolv_conf: None,
             }),
             2 => {
                 let len = usize::from(script.byte());
