@@ -87,9 +87,19 @@ fn the_unit_passes_systemd_analyze_verify() {
     );
 
     let sysusers = workspace().join(SYSUSERS).canonicalize().unwrap();
+    // An empty root: on this host the user may exist already (the .deb
+    // test leaves it, as Debian policy keeps system users), and then
+    // sysusers has nothing to say.
+    let root = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(root.path().join("etc")).expect("etc in the temp root");
+    let root_arg = format!("--root={}", root.path().display());
     let (ok, output) = run(
         "systemd-sysusers",
-        &[OsStr::new("--dry-run"), sysusers.as_os_str()],
+        &[
+            OsStr::new("--dry-run"),
+            OsStr::new(&root_arg),
+            sysusers.as_os_str(),
+        ],
     );
     assert!(
         ok && output.contains("'pinwatch'"),

@@ -59,7 +59,9 @@ fn install_cargo_tools() -> anyhow::Result<()> {
 fn install_python_tools() -> anyhow::Result<()> {
     let pip = format!("{VENV}/bin/pip");
     if !std::path::Path::new(&pip).exists() {
-        shell::run("/usr/bin/python3", &["-m", "venv", VENV])?;
+        // Tools, not the tests' interpreter: a venv of their own, from the
+        // same base Python.
+        shell::run(provision::BASE_PYTHON, &["-m", "venv", VENV])?;
     }
     let frozen = shell::output(&pip, &["freeze"])?;
     if PYTHON_TOOLS

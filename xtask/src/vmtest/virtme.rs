@@ -43,7 +43,7 @@ pub fn install() -> anyhow::Result<()> {
     {
         return Ok(());
     }
-    shell::run("/usr/bin/python3", &["-m", "venv", VENV])?;
+    shell::run(crate::provision::BASE_PYTHON, &["-m", "venv", VENV])?;
     let spec = format!("virtme-ng=={VIRTME_NG_VERSION}");
     shell::run(&pip.to_string_lossy(), &["install", "--quiet", &spec])
 }
