@@ -166,7 +166,17 @@ fn run_series(
             series.debian,
             kernels::package(series)
         );
-        let boot = virtme::boot(&image, &script, &results)?;
+        let mut boot = virtme::boot(&image, &script, &results)?;
+        // A VM that never reached the script (its first line names the
+        // kernel) failed to start, which says nothing of pinwatch: once more.
+        if !boot.output.contains("vmtest: kernel") {
+            eprintln!(
+                "vmtest {}: the VM did not reach the test script (console: {:?}); booting again",
+                series.name,
+                boot.output.trim()
+            );
+            boot = virtme::boot(&image, &script, &results)?;
+        }
         fs::write(results.join("console.log"), &boot.output)?;
         let (passed, failed) = crate::test::totals(&boot.output);
         let status = table::Measured::read(series, &results);
