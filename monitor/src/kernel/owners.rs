@@ -47,7 +47,11 @@ impl OwnerRefresh {
             return;
         }
         self.count += 1;
-        self.announced.insert(owner.socket_cookie, self.count);
+        self.remember(owner.socket_cookie);
+    }
+
+    fn remember(&mut self, cookie: u64) {
+        self.announced.insert(cookie, self.count);
         // Bounded: what is older than the detector's memory would be
         // re-announced anyway.
         if self.announced.len() as u64 > 2 * DETECTOR_CAPACITY {
@@ -69,7 +73,13 @@ impl OwnerRefresh {
         if fresh {
             return None;
         }
-        let raw = self.map.get(&cookie, 0).ok()?;
+        let Ok(raw) = self.map.get(&cookie, 0) else {
+            // No owner in the kernel (a server's socket, say): ask again only
+            // as late as for a known one, not with a syscall per packet. An
+            // owner recorded later arrives through the ring buffer anyway.
+            self.remember(cookie);
+            return None;
+        };
         let owner = decode::dns_owner(&raw, clock).ok()?;
         self.announced(&owner);
         Some(owner)
