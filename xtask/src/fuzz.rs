@@ -92,8 +92,11 @@ struct TargetRun {
 
 impl TargetRun {
     fn new(target: &'static str, seconds: u32) -> anyhow::Result<TargetRun> {
-        // New inputs go to a scratch corpus; the checked-in seeds stay.
-        let scratch = std::env::temp_dir().join(format!("pinwatch-fuzz-{target}"));
+        // New inputs go to a scratch corpus under target/, kept between runs
+        // and never committed; the checked-in seeds stay.
+        let scratch = std::env::current_dir()
+            .context("cannot read the working directory")?
+            .join(format!("target/fuzz-scratch/{target}"));
         std::fs::create_dir_all(&scratch)
             .with_context(|| format!("cannot create {}", scratch.display()))?;
         let args = [

@@ -2,6 +2,7 @@
 //! benchmarks. Plain `cargo build` stays the way to build.
 mod bench;
 mod demo;
+mod disk;
 mod dist;
 mod fuzz;
 // The one list of what setup installs, shared with the tests' harness.
@@ -45,11 +46,11 @@ enum Command {
     /// Set up, build pinwatch and show it catching a forged DNS answer in a
     /// lab of network namespaces (root); removes everything it created.
     Demo,
-    /// Run the cargo-fuzz targets in fuzz/ (nightly; installs cargo-fuzz if
-    /// missing): each for --seconds, or 20 s with --smoke.
     /// Boot Debian's kernels under QEMU (virtme-ng) and run the portability
     /// subset of the kernel tests in each, or every test with --all.
     Vmtest(vmtest::Args),
+    /// Run the cargo-fuzz targets in fuzz/ (nightly; installs cargo-fuzz if
+    /// missing): each for --seconds, or 20 s with --smoke.
     Fuzz {
         /// The short bounded run that `cargo xtask test` does.
         #[arg(long)]
@@ -78,6 +79,7 @@ fn main() -> anyhow::Result<()> {
             shell::exec("target/release/pinwatch", &["run", "-c", &config])
         }
         Command::Test => {
+            disk::ensure_room(std::path::Path::new("target"), disk::TEST_RUN_BYTES)?;
             setup::run()?;
             test::run()
         }
