@@ -14,7 +14,7 @@ use std::net::IpAddr;
 
 use hickory_proto::op::MessageType;
 
-use super::{Detector, addresses_of, answers::answer_alert, cname_chain};
+use super::{Detector, addresses_of, answer_alert::answer_alert, cname_chain};
 use crate::{
     alert::{Alert, Rule},
     dnstext,

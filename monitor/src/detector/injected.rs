@@ -13,7 +13,7 @@ use hickory_proto::rr::{RData, Record};
 
 use super::{
     Detector,
-    answers::answer_alert,
+    answer_alert::answer_alert,
     names::{cname_chain, hostname, same_name},
 };
 use crate::{

@@ -4,6 +4,7 @@
 //! daemon and `pinwatch replay` drive it the same way, and unit tests drive
 //! it without a kernel.
 mod affected;
+mod answer_alert;
 mod answers;
 mod connect;
 mod fault;

@@ -14,7 +14,7 @@ use super::{
 use crate::{
     alert::{Alert, DnsFacts, Rule},
     detector::{
-        answers::describe,
+        answer_alert::describe,
         names::cname_chain,
         pins::{PinIndex, PinnedDatabase},
     },
