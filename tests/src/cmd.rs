@@ -1,7 +1,7 @@
 //! Running helper commands with failures that say what ran and what it said.
 use std::{
     io::{BufRead, BufReader, Read},
-    process::{Command, Output},
+    process::{Child, Command, Output, Stdio},
     sync::{Arc, Mutex},
     thread,
 };
@@ -43,6 +43,26 @@ pub(crate) fn command(program: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(program);
     cmd.args(args);
     cmd
+}
+
+/// Starts a server in the background, its stdout and stderr drained into
+/// one log (shown when a test fails); panics naming the command when it
+/// cannot start.
+pub(crate) fn spawn_logged(cmd: &mut Command) -> (Child, Captured) {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start `{}`: {e}", describe(cmd)));
+    let log = Captured::default();
+    if let Some(stdout) = child.stdout.take() {
+        log.drain(stdout, |_| {});
+    }
+    if let Some(stderr) = child.stderr.take() {
+        log.drain(stderr, |_| {});
+    }
+    (child, log)
 }
 
 /// A buffer that a background thread fills with a child's output, line by

@@ -1,12 +1,8 @@
 //! dnsmasq as the lab's resolver, in the foreground in the dns namespace.
-use std::{
-    net::IpAddr,
-    process::{Child, Stdio},
-    time::Duration,
-};
+use std::{net::IpAddr, process::Child, time::Duration};
 
 use crate::{
-    cmd::{Captured, describe},
+    cmd::{Captured, describe, spawn_logged},
     dig::try_dig,
     lab::{DNS_V4, DNS_V6, Lab},
     poll,
@@ -80,16 +76,8 @@ impl Dnsmasq {
             &format!("--host-record={READY_NAME},{DNS_V4}"),
         ]);
         cmd.args(&records.args);
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
         let line = describe(&cmd);
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start `{line}`: {e}"));
-        let log = Captured::default();
-        log.drain(child.stdout.take().expect("piped"), |_| {});
-        log.drain(child.stderr.take().expect("piped"), |_| {});
+        let (child, log) = spawn_logged(&mut cmd);
         let mut dnsmasq = Dnsmasq { child, log };
 
         let mut last_error = String::new();

@@ -1,14 +1,9 @@
 //! The application under attack: a small Flask service that reads one row
 //! through psycopg2, run with the setup's python3 in the client namespace.
-use std::{
-    fs,
-    net::IpAddr,
-    process::{Child, Stdio},
-    time::Duration,
-};
+use std::{fs, net::IpAddr, process::Child, time::Duration};
 
 use crate::{
-    cmd::{Captured, describe, output},
+    cmd::{Captured, describe, output, spawn_logged},
     netns::NetNs,
     poll,
     postgres::{PG_DATABASE, PG_PASSWORD, PG_PORT, PG_USER},
@@ -121,17 +116,9 @@ impl FlaskApp {
             .env("DB_USER", PG_USER)
             .env("DB_PASSWORD", PG_PASSWORD)
             .env("SSLMODE", &settings.sslmode)
-            .env("SSLROOTCERT", settings.sslrootcert.as_deref().unwrap_or(""))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .env("SSLROOTCERT", settings.sslrootcert.as_deref().unwrap_or(""));
         let line = describe(&cmd);
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start `{line}`: {e}"));
-        let log = Captured::default();
-        log.drain(child.stdout.take().expect("piped"), |_| {});
-        log.drain(child.stderr.take().expect("piped"), |_| {});
+        let (child, log) = spawn_logged(&mut cmd);
         let mut app = FlaskApp {
             child,
             log,

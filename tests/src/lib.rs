@@ -18,8 +18,7 @@ mod connect;
 mod crafted;
 mod daemon;
 mod dig;
-/// Built artifacts and a podman that runs the OCI image as the DaemonSet
-/// would (`dist::Podman`; `Podman` at the root runs lab containers).
+/// The release artifacts of `cargo xtask dist`.
 pub mod dist;
 mod dnsmasq;
 mod ecs;
@@ -60,7 +59,7 @@ pub use journal::{FakeJournal, JournalEntry};
 pub use lab::{CLIENT_V4, CLIENT_V6, DNS_V4, DNS_V6, Lab};
 pub use learn::{LearnRun, check_config, learn};
 pub use netns::{NS_PREFIX, NetNs, pwt_namespaces, reap_stale_namespaces};
-pub use podman::{Container, ContainerSpec, Podman};
+pub use podman::{Container, ContainerSpec, Foreground, Podman};
 pub use postgres::{PG_BIN, PG_DATABASE, PG_PASSWORD, PG_PORT, PG_USER, Postgres};
 pub use provision::python3;
 pub use resolv::ResolvConf;

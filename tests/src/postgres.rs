@@ -6,12 +6,12 @@ use std::{
     net::IpAddr,
     os::unix::fs::{PermissionsExt, chown},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Child, Command},
     time::{Duration, Instant},
 };
 
 use crate::{
-    cmd::{Captured, describe, output, run},
+    cmd::{Captured, describe, output, run, spawn_logged},
     netns::NetNs,
     poll,
     tls::ServerCert,
@@ -98,17 +98,9 @@ impl Postgres {
             .arg(format!("ssl_cert_file={}", cert_file.display()))
             .arg("-c")
             .arg(format!("ssl_key_file={}", key_file.display()))
-            .args(["-c", "fsync=off", "-c", "shared_buffers=16MB"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .args(["-c", "fsync=off", "-c", "shared_buffers=16MB"]);
         let line = describe(&server);
-        let mut child = server
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start `{line}`: {e}"));
-        let log = Captured::default();
-        log.drain(child.stdout.take().expect("piped"), |_| {});
-        log.drain(child.stderr.take().expect("piped"), |_| {});
+        let (child, log) = spawn_logged(&mut server);
         let mut postgres = Postgres {
             child: Some(child),
             log,

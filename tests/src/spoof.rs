@@ -10,7 +10,7 @@ use std::{
 };
 
 use crate::{
-    cmd::{Captured, describe, output},
+    cmd::{Captured, describe, output, spawn_logged},
     dig::try_dig,
     netns::NetNs,
     poll,
@@ -247,16 +247,8 @@ impl Stub {
             "--cache-size=0",
             &format!("--server={upstream}"),
         ]);
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
         let line = describe(&cmd);
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start `{line}`: {e}"));
-        let log = Captured::default();
-        log.drain(child.stdout.take().expect("piped"), |_| {});
-        log.drain(child.stderr.take().expect("piped"), |_| {});
+        let (child, log) = spawn_logged(&mut cmd);
         let mut stub = Stub { child, log };
         let ready = poll(Duration::from_secs(10), || {
             if let Ok(Some(status)) = stub.child.try_wait() {

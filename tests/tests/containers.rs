@@ -83,7 +83,7 @@ fn assert_ecs(alert: &Value) {
 fn each_container_behind_one_poisoned_resolver_is_named_on_its_own_alerts() {
     let fx = poisoned_lab();
     // Declared after the lab: containers go first, then the namespaces.
-    let podman = Podman::new();
+    let podman = Podman::with_busybox();
     let in_lab = ContainerSpec {
         netns: Some(&fx.lab.client),
         ..ContainerSpec::default()
@@ -127,7 +127,7 @@ fn each_container_behind_one_poisoned_resolver_is_named_on_its_own_alerts() {
 #[test]
 fn a_container_with_kubernetes_annotations_gets_orchestrator_fields() {
     let fx = poisoned_lab();
-    let podman = Podman::new();
+    let podman = Podman::with_busybox();
     let pod = podman.run(
         "pwt-pod",
         &ContainerSpec {
@@ -194,7 +194,7 @@ fn one_poisoned_stub_cache_names_every_workload_it_fed_and_status_says_who_conne
     // The shared cache: a stub on the client side forwarding to the
     // poisoned resolver; the containers share the namespace's loopback.
     let _stub = Stub::start(&fx.lab.client, DNS_V4.into(), SENTINEL_HOST);
-    let podman = Podman::new();
+    let podman = Podman::with_busybox();
     let in_lab = ContainerSpec {
         netns: Some(&fx.lab.client),
         ..ContainerSpec::default()

@@ -10,8 +10,8 @@
 use std::{fs, net::IpAddr, os::unix::fs::symlink, path::Path, time::Duration};
 
 use pinwatch_integration_tests::{
-    ALERT_TIMEOUT, DNS_V4, Dist, DnsRecords, Dnsmasq, Lab, dig, dist::Podman, free_loopback_addr,
-    http, poll, require_root, workspace_root,
+    ALERT_TIMEOUT, DNS_V4, Dist, DnsRecords, Dnsmasq, Lab, Podman, dig, free_loopback_addr, http,
+    poll, require_root, workspace_root,
 };
 use serde_json::Value;
 use yaml_rust2::{Yaml, YamlLoader};
@@ -176,7 +176,7 @@ fn the_image_run_as_the_daemonset_catches_a_forged_answer_and_stays_healthy() {
     run_args.push(image.clone());
     run_args.extend(args);
     let run_args: Vec<&str> = run_args.iter().map(String::as_str).collect();
-    let mut daemon = podman.run("pwt-oci-pinwatch", &run_args, "pinwatch ready");
+    let mut daemon = podman.run_foreground("pwt-oci-pinwatch", &run_args, "pinwatch ready");
 
     let ready = poll(Duration::from_secs(10), || {
         (http(metrics, "GET", "/readyz").status == 200).then_some(())

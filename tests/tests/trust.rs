@@ -45,7 +45,7 @@ fn a_process_asking_the_resolver_its_resolv_conf_names_is_trusted() {
         )],
         trusted_resolvers: Vec::new(),
     });
-    let podman = Podman::new();
+    let podman = Podman::with_busybox();
 
     // `ip netns exec` mounts /etc/netns/NAME/resolv.conf: it names the lab resolver.
     let resolv = ResolvConf::set(&lab.client, DNS_V4);
