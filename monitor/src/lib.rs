@@ -24,4 +24,6 @@ pub mod state;
 pub mod status;
 
 #[cfg(test)]
+mod fixtures;
+#[cfg(test)]
 mod readme_tests;

@@ -262,16 +262,12 @@ const RESTART_ONLY: [(&str, Describe); 9] = [
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::HostDefaults;
 
     fn config(extra: &str) -> Config {
         let text = format!(
             "[[database]]\nname = \"orders\"\nhostnames = [\"db.lab.test\"]\npinned = [\"192.0.2.0/24\"]\n{extra}"
         );
-        let host = HostDefaults {
-            resolv_conf_nameservers: vec![],
-        };
-        Config::from_toml(&text, None, &host).unwrap()
+        crate::fixtures::config(&text)
     }
 
     fn refused_key(old: &str, new: &str) -> Option<&'static str> {

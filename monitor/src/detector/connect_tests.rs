@@ -1,19 +1,11 @@
 //! `db-connect-blocked`: a connect the kernel refused.
-use std::{
-    net::{IpAddr, Ipv4Addr},
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
-
-use hickory_proto::{
-    op::{Message, MessageType, Query},
-    rr::{Name, RData, Record, RecordType, rdata},
-};
+use std::net::{IpAddr, Ipv4Addr};
 
 use crate::{
     alert::Rule,
-    config::{Config, HostDefaults},
     detector::Detector,
-    event::{ConnectAction, ConnectEvent, Direction, DnsEvent, Event, Process, Transport},
+    event::{ConnectAction, Direction, Event},
+    fixtures::{a_response, at, config, connect_event, dns_event},
 };
 
 const CONFIG: &str = r#"
@@ -31,56 +23,19 @@ ports = [26257, 5432]
 pinned = ["198.51.100.20"]
 "#;
 
-fn config(text: &str) -> Config {
-    let host = HostDefaults {
-        resolv_conf_nameservers: vec![],
-    };
-    Config::from_toml(text, None, &host).unwrap()
-}
-
-fn at(secs: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(1_790_000_000 + secs)
-}
-
 fn connect(destination: &str, action: ConnectAction, secs: u64) -> Event {
-    Event::Connect(ConnectEvent {
-        timestamp: at(secs),
-        process: Process {
-            pid: 4321,
-            tid: 4322,
-            uid: 1000,
-            gid: 1000,
-            name: "python3".into(),
-            cgroup_id: 7,
-        },
-        destination: destination.parse().unwrap(),
-        action,
-        socket_cookie: 0,
-    })
+    connect_event(destination, action, at(secs))
 }
 
 fn forged_answer(name: &str, ip: Ipv4Addr) -> Event {
-    let name = Name::from_ascii(name).unwrap();
-    let mut message = Message::new();
-    message
-        .set_id(1)
-        .set_message_type(MessageType::Response)
-        .add_query(Query::query(name.clone(), RecordType::A));
-    message.add_answer(Record::from_rdata(name, 30, RData::A(rdata::A(ip))));
-    Event::Dns(DnsEvent {
-        timestamp: at(0),
-        direction: Direction::Ingress,
-        transport: Transport::Udp,
-        source: "198.51.100.53:53".parse().unwrap(),
-        destination: "198.51.100.10:40000".parse().unwrap(),
-        cgroup_id: 0,
-        truncated: false,
-        socket_cookie: 0,
-        seen_at: crate::event::Hook::Socket,
-        fragmented: false,
-        malformed: None,
+    let message = a_response(name, 1, &[&ip.to_string()], 30);
+    Event::Dns(dns_event(
         message,
-    })
+        Direction::Ingress,
+        "198.51.100.53:53",
+        "198.51.100.10:40000",
+        at(0),
+    ))
 }
 
 #[test]

@@ -2,10 +2,7 @@
 //! `Detector::observe`: messages that do not parse whole, answers cut by the
 //! kernel's copy, CNAME chains past the follow limit, injected addresses,
 //! and the warm-up counted from the daemon's start.
-use std::{
-    net::IpAddr,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::net::IpAddr;
 
 use hickory_proto::{
     op::{Message, MessageType, Query},
@@ -15,12 +12,12 @@ use hickory_proto::{
 use super::{Detector, MAX_CNAME_DEPTH};
 use crate::{
     alert::{Alert, Rule},
-    config::{Config, HostDefaults},
     decode::{
         evasions::{Evasion, PADDED_LEN, injected, response},
         read_message,
     },
-    event::{Direction, DnsEvent, Event, Hook, Section, Transport},
+    event::{Direction, DnsEvent, Event, Section},
+    fixtures::{at, config, dns_event},
 };
 
 const CONFIG: &str = r#"
@@ -43,17 +40,9 @@ const PINNED: [u8; 4] = [192, 0, 2, 5];
 /// header on).
 const COPIED: usize = 1360 - 20 - 8;
 
-fn config() -> Config {
-    Config::from_toml(CONFIG, None, &HostDefaults::default()).unwrap()
-}
-
-fn at(secs: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(1_790_000_000 + secs)
-}
-
 /// A detector whose daemon started long before the test's events.
 fn detector() -> Detector {
-    Detector::started_at(&config(), at(0))
+    Detector::started_at(&config(CONFIG), at(0))
 }
 
 /// Seconds after the warm-up.
@@ -76,18 +65,10 @@ fn dns(bytes: &[u8], direction: Direction, cut: bool, secs: u64) -> Event {
         Direction::Ingress => (RESOLVER, CLIENT),
     };
     Event::Dns(DnsEvent {
-        timestamp: at(secs),
-        direction,
-        transport: Transport::Udp,
-        source: source.parse().unwrap(),
-        destination: destination.parse().unwrap(),
-        cgroup_id: 0,
         truncated: cut,
         socket_cookie: 7,
-        message: parsed.message,
-        seen_at: Hook::Socket,
-        fragmented: false,
         malformed: parsed.malformed,
+        ..dns_event(parsed.message, direction, source, destination, at(secs))
     })
 }
 
@@ -348,15 +329,15 @@ fn the_warm_up_counts_from_the_daemons_start() {
     let forged = response(&query_bytes("db.lab.test", 5), Evasion::Plain, FORGED).unwrap();
     // A quiet host: the forged reply is the first DNS message, long after
     // the daemon started.
-    let mut d = Detector::started_at(&config(), at(0));
+    let mut d = Detector::started_at(&config(CONFIG), at(0));
     let alerts = d.observe(&dns(&forged, Direction::Ingress, false, 60));
     assert_eq!(of_rule(&alerts, Rule::DnsUnsolicitedResponse).len(), 1);
     // Right after the start, a reply may answer a query sent before.
-    let mut d = Detector::started_at(&config(), at(0));
+    let mut d = Detector::started_at(&config(CONFIG), at(0));
     let alerts = d.observe(&dns(&forged, Direction::Ingress, false, 1));
     assert!(of_rule(&alerts, Rule::DnsUnsolicitedResponse).is_empty());
     // A capture has no start: its first message opens the warm-up.
-    let mut d = Detector::new(&config());
+    let mut d = Detector::new(&config(CONFIG));
     let alerts = d.observe(&dns(&forged, Direction::Ingress, false, 60));
     assert!(of_rule(&alerts, Rule::DnsUnsolicitedResponse).is_empty());
 }

@@ -82,18 +82,11 @@ pub(super) fn check(detector: &Detector, event: &DnsEvent) -> Vec<Alert> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, UNIX_EPOCH};
-
-    use hickory_proto::{
-        op::{Message, MessageType, Query},
-        rr::{Name, RData, Record, RecordType, rdata},
-    };
-
     use crate::{
         alert::Rule,
-        config::{Config, HostDefaults},
         detector::Detector,
-        event::{Direction, DnsEvent, Event, Hook, Transport},
+        event::{Direction, DnsEvent, Event, Hook},
+        fixtures::{a_response, at, config, dns_event},
     };
 
     const CONFIG: &str = r#"
@@ -104,39 +97,22 @@ pinned = ["192.0.2.0/24"]
 "#;
 
     fn detector() -> Detector {
-        let host = HostDefaults {
-            resolv_conf_nameservers: vec![],
-        };
-        Detector::new(&Config::from_toml(CONFIG, None, &host).unwrap())
+        Detector::new(&config(CONFIG))
     }
 
     fn response(question: &str, ip: &str, seen_at: Hook, fragmented: bool) -> Event {
-        let mut message = Message::new();
-        message
-            .set_id(7)
-            .set_message_type(MessageType::Response)
-            .add_query(Query::query(
-                Name::from_ascii(question).unwrap(),
-                RecordType::A,
-            ));
-        message.add_answer(Record::from_rdata(
-            Name::from_ascii(question).unwrap(),
-            60,
-            RData::A(rdata::A(ip.parse().unwrap())),
-        ));
-        Event::Dns(DnsEvent {
-            timestamp: UNIX_EPOCH + Duration::from_secs(1_790_000_000),
-            direction: Direction::Ingress,
-            transport: Transport::Udp,
-            source: "198.51.100.53:53".parse().unwrap(),
-            destination: "198.51.100.10:40000".parse().unwrap(),
-            cgroup_id: 0,
-            truncated: false,
-            socket_cookie: 0,
+        let message = a_response(question, 7, &[ip], 60);
+        let delivered = dns_event(
             message,
+            Direction::Ingress,
+            "198.51.100.53:53",
+            "198.51.100.10:40000",
+            at(0),
+        );
+        Event::Dns(DnsEvent {
             seen_at,
             fragmented,
-            malformed: None,
+            ..delivered
         })
     }
 

@@ -12,9 +12,9 @@ use hickory_proto::{
 use super::Detector;
 use crate::{
     alert::{Alert, Rule},
-    config::{Config, HostDefaults},
     decode::{self, test_packets::OPT_ANSWER},
     event::{Direction, DnsEvent, Event, Hook, Transport},
+    fixtures::{config, dns_event},
 };
 
 const CONFIG: &str = r#"
@@ -40,7 +40,7 @@ fn at(ms: u64) -> SystemTime {
 }
 
 pub(super) fn detector() -> Detector {
-    let config = Config::from_toml(CONFIG, None, &HostDefaults::default()).unwrap();
+    let config = config(CONFIG);
     let mut detector = Detector::new(&config);
     detector.observe(&query("warm.up", 1, at(0) - Duration::from_secs(60)));
     detector
@@ -63,18 +63,8 @@ fn message(kind: MessageType, name: &str, id: u16) -> Message {
 
 fn dns(message: Message, direction: Direction, from: &str, to: &str, time: SystemTime) -> DnsEvent {
     DnsEvent {
-        timestamp: time,
-        direction,
-        transport: Transport::Udp,
-        source: from.parse().unwrap(),
-        destination: to.parse().unwrap(),
-        cgroup_id: 0,
-        truncated: false,
         socket_cookie: COOKIE,
-        message,
-        seen_at: Hook::Socket,
-        fragmented: false,
-        malformed: None,
+        ..dns_event(message, direction, from, to, time)
     }
 }
 

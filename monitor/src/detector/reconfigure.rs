@@ -38,17 +38,10 @@ impl Detector {
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, UNIX_EPOCH};
-
-    use hickory_proto::{
-        op::{Message, MessageType, Query},
-        rr::{Name, RData, Record, RecordType, rdata},
-    };
-
     use super::*;
     use crate::{
-        config::HostDefaults,
-        event::{Direction, DnsEvent, Event, Transport},
+        event::{Direction, Event},
+        fixtures::{a_response, at, dns_event},
     };
 
     fn config(orders_pinned: &str, billing: bool) -> Config {
@@ -60,38 +53,17 @@ mod tests {
                 "[[database]]\nname = \"billing\"\nhostnames = [\"billing.lab.test\"]\npinned = [\"192.0.2.20\"]\n",
             );
         }
-        let host = HostDefaults {
-            resolv_conf_nameservers: vec![],
-        };
-        Config::from_toml(&text, None, &host).unwrap()
+        crate::fixtures::config(&text)
     }
 
     fn answer(question: &str, ip: &str, secs: u64) -> Event {
-        let name = Name::from_ascii(question).unwrap();
-        let mut message = Message::new();
-        message
-            .set_id(7)
-            .set_message_type(MessageType::Response)
-            .add_query(Query::query(name.clone(), RecordType::A));
-        message.add_answer(Record::from_rdata(
-            name,
-            300,
-            RData::A(rdata::A(ip.parse().unwrap())),
-        ));
-        Event::Dns(DnsEvent {
-            timestamp: UNIX_EPOCH + Duration::from_secs(1_790_000_000 + secs),
-            direction: Direction::Ingress,
-            transport: Transport::Udp,
-            source: "198.51.100.53:53".parse().unwrap(),
-            destination: "198.51.100.10:40000".parse().unwrap(),
-            cgroup_id: 0,
-            truncated: false,
-            socket_cookie: 0,
-            seen_at: crate::event::Hook::Socket,
-            fragmented: false,
-            malformed: None,
-            message,
-        })
+        Event::Dns(dns_event(
+            a_response(question, 7, &[ip], 300),
+            Direction::Ingress,
+            "198.51.100.53:53",
+            "198.51.100.10:40000",
+            at(secs),
+        ))
     }
 
     fn rules(alerts: &[Alert]) -> Vec<Rule> {
@@ -116,10 +88,9 @@ mod tests {
         assert!(detector.last_answer("billing.lab.test").is_none());
         // The address→name memory survives for unexpected-db-peer.
         assert_eq!(
-            detector.recent.name_for(
-                "203.0.113.66".parse().unwrap(),
-                UNIX_EPOCH + Duration::from_secs(1_790_000_010)
-            ),
+            detector
+                .recent
+                .name_for("203.0.113.66".parse().unwrap(), at(10)),
             Some("db.lab.test")
         );
     }
@@ -128,7 +99,7 @@ mod tests {
     fn a_refused_reload_raises_config_reload_failed_naming_file_and_reason() {
         let mut detector = Detector::new(&config("192.0.2.0/24", false));
         let alerts = detector.observe(&Event::ReloadFailed(ReloadFailure {
-            timestamp: UNIX_EPOCH,
+            timestamp: std::time::UNIX_EPOCH,
             file: "/etc/pinwatch/pinwatch.toml".into(),
             reason: "database[0].pinned[0]: \"10.0.0.300\" is neither an IP address nor a CIDR"
                 .into(),

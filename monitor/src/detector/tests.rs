@@ -1,7 +1,4 @@
-use std::{
-    net::{IpAddr, Ipv4Addr, Ipv6Addr},
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use hickory_proto::{
     op::{Message, MessageType, Query},
@@ -10,8 +7,8 @@ use hickory_proto::{
 
 use super::*;
 use crate::{
-    config::HostDefaults,
-    event::{ConnectAction, ConnectEvent, Direction, DnsEvent, LossOrigin, Process, Transport},
+    event::{ConnectAction, Direction, LossOrigin},
+    fixtures::{at, config, connect_event, dns_event},
 };
 
 const CONFIG: &str = r#"
@@ -29,15 +26,7 @@ pinned = ["198.51.100.20"]
 "#;
 
 fn detector() -> Detector {
-    let host = HostDefaults {
-        resolv_conf_nameservers: vec![],
-    };
-    let config = Config::from_toml(CONFIG, None, &host).expect("test config is valid");
-    Detector::new(&config)
-}
-
-fn at(secs: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(1_790_000_000 + secs)
+    Detector::new(&config(CONFIG))
 }
 
 fn name(text: &str) -> Name {
@@ -72,20 +61,13 @@ fn response(question: &str, qtype: RecordType, answers: Vec<Record>) -> Message 
 }
 
 fn dns(message: Message, direction: Direction, secs: u64) -> Event {
-    Event::Dns(DnsEvent {
-        timestamp: at(secs),
-        direction,
-        transport: Transport::Udp,
-        source: "198.51.100.53:53".parse().unwrap(),
-        destination: "198.51.100.10:40000".parse().unwrap(),
-        cgroup_id: 0,
-        truncated: false,
-        socket_cookie: 0,
-        seen_at: crate::event::Hook::Socket,
-        fragmented: false,
-        malformed: None,
+    Event::Dns(dns_event(
         message,
-    })
+        direction,
+        "198.51.100.53:53",
+        "198.51.100.10:40000",
+        at(secs),
+    ))
 }
 
 fn answer(question: &str, qtype: RecordType, answers: Vec<Record>) -> Event {
@@ -93,20 +75,7 @@ fn answer(question: &str, qtype: RecordType, answers: Vec<Record>) -> Event {
 }
 
 fn connect(destination: &str, secs: u64) -> Event {
-    Event::Connect(ConnectEvent {
-        timestamp: at(secs),
-        process: Process {
-            pid: 4321,
-            tid: 4322,
-            uid: 1000,
-            gid: 1000,
-            name: "python3".into(),
-            cgroup_id: 7,
-        },
-        destination: destination.parse().unwrap(),
-        action: ConnectAction::Allowed,
-        socket_cookie: 0,
-    })
+    connect_event(destination, ConnectAction::Allowed, at(secs))
 }
 
 #[test]

@@ -6,17 +6,10 @@ use std::{
 use super::*;
 use crate::{
     alert::Rule,
-    config::HostDefaults,
     detector::Detector,
     event::{ConnectAction, ConnectEvent, Event, Process},
+    fixtures::config,
 };
-
-fn config(text: &str) -> Config {
-    let host = HostDefaults {
-        resolv_conf_nameservers: vec![],
-    };
-    Config::from_toml(text, None, &host).unwrap()
-}
 
 /// orders (monitor) and billing (block) share 5432; billing also has 6432,
 /// orders also 26257.

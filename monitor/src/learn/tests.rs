@@ -1,17 +1,12 @@
-use std::{
-    net::IpAddr,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::net::IpAddr;
 
-use hickory_proto::{
-    op::{Message, MessageType, Query},
-    rr::{Name, RData, Record, RecordType, rdata},
-};
+use hickory_proto::rr::{Name, RData, Record, rdata};
 
 use super::{render::covering_networks, *};
 use crate::{
     config::HostDefaults,
-    event::{DnsEvent, LossEvent, LossOrigin, Transport},
+    event::{LossEvent, LossOrigin},
+    fixtures::{a_response, at, dns_event},
 };
 
 const CONFIG: &str = r#"
@@ -33,10 +28,6 @@ fn config(text: &str) -> Config {
         resolv_conf_nameservers: vec!["198.51.100.53".parse().unwrap()],
     };
     Config::from_toml(text, None, &host).expect("valid config")
-}
-
-fn at(secs: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(1_790_000_000 + secs)
 }
 
 fn ip(s: &str) -> IpAddr {
@@ -61,31 +52,15 @@ fn response(
     direction: Direction,
     secs: u64,
 ) -> Event {
-    let mut message = Message::new();
-    message
-        .set_id(7)
-        .set_message_type(MessageType::Response)
-        .add_query(Query::query(
-            Name::from_ascii(question).unwrap(),
-            RecordType::A,
-        ));
-    for answer in answers {
-        message.add_answer(answer);
-    }
-    Event::Dns(DnsEvent {
-        timestamp: at(secs),
-        direction,
-        transport: Transport::Udp,
-        source: format!("{resolver}:53").parse().unwrap(),
-        destination: "198.51.100.10:40000".parse().unwrap(),
-        cgroup_id: 0,
-        truncated: false,
-        socket_cookie: 0,
-        seen_at: crate::event::Hook::Socket,
-        fragmented: false,
-        malformed: None,
+    let mut message = a_response(question, 7, &[], 0);
+    message.add_answers(answers);
+    Event::Dns(dns_event(
         message,
-    })
+        direction,
+        &format!("{resolver}:53"),
+        "198.51.100.10:40000",
+        at(secs),
+    ))
 }
 
 fn answer(question: &str, data: &[(&str, u32)], resolver: &str, secs: u64) -> Event {

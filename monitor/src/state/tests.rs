@@ -9,7 +9,6 @@ use super::{Shared, Snapshot};
 use crate::{
     alert::{Alert, Rule},
     clock::{TimeBase, fake::FakeClocks},
-    config::{Config, HostDefaults},
     detector::Detector,
     event::{Event, LossEvent, LossOrigin},
     kernel::{ProgramStatus, source::SourceStats},
@@ -39,10 +38,7 @@ pub(crate) fn shared_on(
     programs: &[(&'static str, bool)],
     time: Arc<TimeBase>,
 ) -> Shared {
-    let host = HostDefaults {
-        resolv_conf_nameservers: vec![],
-    };
-    let config = Config::from_toml(text, None, &host).expect("test config is valid");
+    let config = crate::fixtures::config(text);
     let detector = Detector::new(&config);
     let programs = programs
         .iter()

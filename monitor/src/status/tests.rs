@@ -1,15 +1,12 @@
 use std::time::{Duration, SystemTime};
 
-use hickory_proto::{
-    op::{Message, MessageType, Query},
-    rr::{Name, RData, Record, RecordType, rdata},
-};
 use serde_json::Value;
 
 use super::*;
 use crate::{
     alert::{Alert, Rule},
-    event::{Direction, DnsEvent, Event, Transport},
+    event::{Direction, Event},
+    fixtures::{a_response, dns_event},
     state::{
         RECENT_ALERTS, Shared, Snapshot,
         tests::{CONFIG, shared, shared_with},
@@ -19,35 +16,13 @@ use crate::{
 /// A response for `question` carrying `addresses`, delivered to a local
 /// socket at `at`.
 pub(crate) fn answer(question: &str, addresses: &[&str], at: SystemTime) -> Event {
-    let mut message = Message::new();
-    message
-        .set_id(7)
-        .set_message_type(MessageType::Response)
-        .add_query(Query::query(
-            Name::from_ascii(question).unwrap(),
-            RecordType::A,
-        ));
-    for ip in addresses {
-        message.add_answer(Record::from_rdata(
-            Name::from_ascii(question).unwrap(),
-            30,
-            RData::A(rdata::A(ip.parse().unwrap())),
-        ));
-    }
-    Event::Dns(DnsEvent {
-        timestamp: at,
-        direction: Direction::Ingress,
-        transport: Transport::Udp,
-        source: "198.51.100.53:53".parse().unwrap(),
-        destination: "198.51.100.10:40000".parse().unwrap(),
-        cgroup_id: 0,
-        truncated: false,
-        socket_cookie: 0,
-        seen_at: crate::event::Hook::Socket,
-        fragmented: false,
-        malformed: None,
-        message,
-    })
+    Event::Dns(dns_event(
+        a_response(question, 7, addresses, 30),
+        Direction::Ingress,
+        "198.51.100.53:53",
+        "198.51.100.10:40000",
+        at,
+    ))
 }
 
 /// Runs `event` through the detector and records its alerts as the

@@ -12,12 +12,12 @@ use hickory_proto::{
 use super::table::{MAX_FLOWS, MAX_QUERIES};
 use crate::{
     alert::{Alert, DnsPath, HiddenResolution, Resolution, Rule},
-    config::{Config, HostDefaults},
     detector::Detector,
     event::{
         ConnectAction, ConnectEvent, Direction, DnsEvent, DnsOwnerEvent, Event, Hook, LossEvent,
         LossOrigin, OwnerRole, Process, Transport,
     },
+    fixtures::{config, dns_event},
 };
 
 const CONFIG: &str = r#"
@@ -38,7 +38,7 @@ const RESOLVER: &str = "198.51.100.53:53";
 const APP_COOKIE: u64 = 0xa11;
 
 fn detector() -> Detector {
-    let config = Config::from_toml(CONFIG, None, &HostDefaults::default()).unwrap();
+    let config = config(CONFIG);
     let mut detector = Detector::new(&config);
     // The first event starts the startup grace; tests begin after it.
     detector.observe(&query("warm.up.test", 1, CLIENT, RESOLVER, 0));
@@ -82,18 +82,8 @@ fn a(owner: &str, ip: &str) -> Record {
 
 fn event(message: Message, direction: Direction, from: &str, to: &str, ms: u64) -> Event {
     Event::Dns(DnsEvent {
-        timestamp: at(ms),
-        direction,
-        transport: Transport::Udp,
-        source: addr(from),
-        destination: addr(to),
-        cgroup_id: 0,
-        truncated: false,
         socket_cookie: APP_COOKIE,
-        message,
-        seen_at: Hook::Socket,
-        fragmented: false,
-        malformed: None,
+        ..dns_event(message, direction, from, to, at(ms))
     })
 }
 
@@ -369,7 +359,7 @@ fn reply_nobody_asked_for_is_unsolicited_and_names_the_process() {
 
 #[test]
 fn no_unsolicited_verdict_while_queries_may_have_gone_unseen() {
-    let config = Config::from_toml(CONFIG, None, &HostDefaults::default()).unwrap();
+    let config = config(CONFIG);
     let mut d = Detector::new(&config);
     // Right after start: the query may predate pinwatch.
     let alerts = feed(
