@@ -69,6 +69,23 @@ pub const LOSS_DB_SEGMENT: u32 = 2;
 pub const LOSS_DNS_OWNER: u32 = 3;
 pub const LOSS_SLOTS: u32 = 4;
 
+/// Indices into the `DAEMON` array, the daemon's side of the kernel state
+/// that outlives it (maps pinned in bpffs): its heartbeat, which the connect
+/// hooks read to fail open once no daemon runs, what it chose for that
+/// case, and the losses it already reported (so a daemon that adopts the
+/// maps reports only those of the gap).
+pub const DAEMON_HEARTBEAT_NS: u32 = 0;
+pub const DAEMON_FLAGS: u32 = 1;
+/// `DAEMON_LOSS_REPORTED + LOSS_*`: the `EVENTS_LOST` sum last reported.
+pub const DAEMON_LOSS_REPORTED: u32 = 2;
+pub const DAEMON_SLOTS: u32 = DAEMON_LOSS_REPORTED + LOSS_SLOTS;
+/// `DAEMON_FLAGS` bit: enforcement stays in force when no daemon runs
+/// (`[kernel] on_crash = "keep-enforcing"`).
+pub const DAEMON_FLAG_KEEP_ENFORCING: u64 = 1 << 0;
+/// How long after the last heartbeat the connect hooks still refuse when
+/// the daemon chose to fail open; it beats every second.
+pub const DAEMON_HEARTBEAT_GRACE_NS: u64 = 5_000_000_000;
+
 /// The well-known DNS port; the kernel filter captures UDP and TCP packets
 /// from or to it.
 pub const DNS_PORT: u16 = 53;

@@ -44,7 +44,8 @@ fn main() -> anyhow::Result<()> {
     let _stats = enable_stats(Stats::RunTime).context("enable BPF run-time statistics")?;
     let root = find_cgroup2_root()?;
     let mut probes = Probes::attach(&root, &BTreeSet::from([26257]))?;
-    let (mut ring, lost) = probes.take_event_maps()?;
+    let maps = probes.take_event_maps()?;
+    let (mut ring, lost) = (maps.ring, maps.lost);
     // Drain the ring buffer as the daemon would, so reservations succeed.
     let stop = Arc::new(AtomicBool::new(false));
     let drainer = {

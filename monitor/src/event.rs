@@ -19,6 +19,23 @@ pub enum Event {
     DbSegment(DbSegmentEvent),
     /// A process handed a DNS socket an address (`detector::matching`).
     DnsOwner(DnsOwnerEvent),
+    /// The daemon adopted the kernel side an earlier run left, and read
+    /// the backlog it captured meanwhile.
+    Restarted(RestartEvent),
+}
+
+/// The gap between two daemons, as the second saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartEvent {
+    /// When this daemon adopted the pinned programs and maps.
+    pub timestamp: SystemTime,
+    /// How long no daemon ran: since the earlier run's last heartbeat
+    /// (one a second); `None` when it left none.
+    pub gap: Option<std::time::Duration>,
+    /// Records read from the ring buffer before it was first empty.
+    pub backlog_records: u64,
+    /// Records the kernel could not store while no daemon read them.
+    pub lost: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -209,6 +209,37 @@ fn is_rfc3339_utc_micros(s: &str) -> bool {
         && num(17..19) < 61
 }
 
+/// An alert's `@timestamp` as seconds since the Unix epoch (the daemon
+/// writes `YYYY-MM-DDTHH:MM:SS.ffffffZ`, UTC).
+pub fn timestamp_secs(alert: &Value) -> f64 {
+    let text = str_field(alert, "@timestamp");
+    let parse = |range: std::ops::Range<usize>| -> i64 {
+        text.get(range)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("not an RFC 3339 UTC time: {text}"))
+    };
+    let (year, month, day) = (parse(0..4), parse(5..7), parse(8..10));
+    let seconds = parse(11..13) * 3600 + parse(14..16) * 60 + parse(17..19);
+    let micros = parse(20..26);
+    // Days from 1970-01-01 to the date (the proleptic Gregorian calendar).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    (days * 86_400 + seconds) as f64 + micros as f64 / 1e6
+}
+
+/// Now, as seconds since the Unix epoch.
+pub fn now_secs() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

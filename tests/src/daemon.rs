@@ -130,6 +130,15 @@ impl DaemonConfig {
             quote(&alerts.to_string_lossy()),
             quote(&socket.to_string_lossy()),
         );
+        // Each daemon pins under its own path (named after its temp dir),
+        // which Drop unloads: a test that kills its daemon leaves nothing
+        // for the next one to adopt.
+        let dir = alerts.parent().unwrap_or(Path::new("/"));
+        let _ = write!(
+            toml,
+            "\n[kernel]\npin_path = {}\n",
+            quote(&pin_path_for(dir).to_string_lossy())
+        );
         toml
     }
 }
@@ -180,6 +189,8 @@ pub struct Daemon {
     child: Option<Child>,
     stderr: Captured,
     stdout: Captured,
+    bin: PathBuf,
+    env: Vec<(String, std::ffi::OsString)>,
     config_path: PathBuf,
     config_text: String,
     alerts_path: PathBuf,
@@ -309,35 +320,48 @@ impl Daemon {
         alerts_path: PathBuf,
         socket_path: PathBuf,
     ) -> Daemon {
-        let mut cmd = Command::new(bin);
-        cmd.arg("run").arg("-c").arg(&config_path);
-        cmd.envs(env.iter().copied());
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let stderr = Captured::default();
-        let stdout = Captured::default();
-        stderr.drain(child.stderr.take().expect("piped"), move |line| {
-            if line.contains(READY_LINE) {
-                let _ = ready_tx.send(());
-            }
-        });
-        stdout.drain(child.stdout.take().expect("piped"), |_| {});
         let mut daemon = Daemon {
-            child: Some(child),
-            stderr,
-            stdout,
+            child: None,
+            stderr: Captured::default(),
+            stdout: Captured::default(),
+            bin: bin.to_owned(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
             config_path,
             config_text,
             alerts_path,
             socket_path,
             dir,
         };
+        let child = daemon.run_child(&[]);
+        daemon.child = Some(child);
+        daemon
+    }
+
+    /// Starts `bin run [extra] -c config_path`, its output appended to this
+    /// daemon's, and waits until it says it is ready.
+    fn run_child(&mut self, extra: &[&str]) -> Child {
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("run").args(extra).arg("-c").arg(&self.config_path);
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.bin.display()));
+
+        let (ready_tx, ready_rx) = mpsc::channel();
+        self.stderr
+            .drain(child.stderr.take().expect("piped"), move |line| {
+                if line.contains(READY_LINE) {
+                    let _ = ready_tx.send(());
+                }
+            });
+        self.stdout
+            .drain(child.stdout.take().expect("piped"), |_| {});
 
         let deadline = Instant::now() + READY_TIMEOUT * slowdown();
         loop {
@@ -346,26 +370,63 @@ impl Daemon {
                 Err(mpsc::RecvTimeoutError::Timeout)
                 | Err(mpsc::RecvTimeoutError::Disconnected) => {}
             }
-            if let Some(status) = daemon
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                daemon.child = None;
+            if let Ok(Some(status)) = child.try_wait() {
                 panic!(
                     "pinwatch exited ({status}) before saying `{READY_LINE}`\nconfig:\n{}\nstderr:\n{}",
-                    daemon.config_text,
-                    daemon.stderr()
+                    self.config_text,
+                    self.stderr()
                 );
             }
             if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
                 panic!(
-                    "pinwatch did not say `{READY_LINE}` on stderr within {:?}",
-                    READY_TIMEOUT * slowdown()
+                    "pinwatch did not say `{READY_LINE}` on stderr within {:?}\nstderr:\n{}",
+                    READY_TIMEOUT * slowdown(),
+                    self.stderr()
                 );
             }
         }
-        daemon
+        child
+    }
+
+    /// Starts the daemon again, with the same file, after [`Daemon::kill`]
+    /// or [`Daemon::stop`]; waits until it is ready.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "the daemon is still running");
+        let child = self.run_child(&[]);
+        self.child = Some(child);
+    }
+
+    /// The upgrade in place: `pinwatch run --handover` with the same file
+    /// while this daemon runs. Waits until the new one is ready and the old
+    /// one exited (returned), and goes on as the new one.
+    pub fn take_over(&mut self) -> ExitStatus {
+        let mut old = self.child.take().expect("the daemon is running");
+        let new = self.run_child(&["--handover"]);
+        self.child = Some(new);
+        let deadline = Instant::now() + STOP_TIMEOUT * slowdown();
+        loop {
+            match old.try_wait() {
+                Ok(Some(status)) => return status,
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                _ => {
+                    let _ = old.kill();
+                    let _ = old.wait();
+                    panic!(
+                        "the old pinwatch did not exit after handing over\n{}",
+                        self.dump()
+                    );
+                }
+            }
+        }
+    }
+
+    /// Where this daemon pins its programs (`[kernel] pin_path`).
+    pub fn pin_path(&self) -> PathBuf {
+        pin_path_for(&self.dir.0)
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -521,9 +582,31 @@ impl Daemon {
     }
 }
 
+/// `/sys/fs/bpf/<the daemon's temp dir name>`.
+fn pin_path_for(dir: &Path) -> PathBuf {
+    Path::new("/sys/fs/bpf").join(dir.file_name().unwrap_or_default())
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         let status = self.stop();
+        // A daemon that was killed (or failed) leaves its pins: unload them,
+        // so nothing stays attached after the test, pass or fail.
+        if self.pin_path().exists() {
+            let unloaded = Command::new(&self.bin)
+                .arg("unload")
+                .arg("-c")
+                .arg(&self.config_path)
+                .output();
+            if !std::thread::panicking() {
+                let output = unloaded.expect("run pinwatch unload");
+                assert!(
+                    output.status.success(),
+                    "pinwatch unload: {output:?}\n{}",
+                    self.dump()
+                );
+            }
+        }
         if std::thread::panicking() {
             eprintln!("{}", self.dump());
             return;

@@ -41,9 +41,12 @@ mod tls;
 
 pub use alerts::{
     AlertLog, assert_ecs_base, assert_unique_event_ids, field, ip_field, ip_list_field, lines,
-    str_field,
+    now_secs, str_field, timestamp_secs,
 };
-pub use bpf::{LoadedProgram, PINWATCH_PROGRAMS, loaded_pinwatch_programs};
+pub use bpf::{
+    LoadedProgram, PINWATCH_PROGRAMS, assert_all_unloaded, attached_pinwatch_programs, cgroup_root,
+    loaded_pinwatch_programs,
+};
 pub use connect::{Connect, connect};
 pub use crafted::{
     CraftedServer, Evasion, LONG_CHAIN, PADDED_LEN, Responder, asks_for_a, getent_ahostsv4,

@@ -2,7 +2,8 @@
 //! hooks refuse (EPERM) connects on a blocked database's port to addresses
 //! outside the pinned sets, raise `db-connect-blocked` naming the process,
 //! let pinned addresses and unwatched ports through, follow reloads, and
-//! stop refusing the moment the daemon is gone (fail-open).
+//! stop refusing once the daemon is gone: at once after a clean stop, within
+//! the heartbeat's grace (5 s) after a crash (fail-open, the default).
 //!
 //! Run serially, as root, after building the daemon:
 //!     cargo build -p pinwatch
@@ -38,8 +39,8 @@ const PEER_RULE: &str = "unexpected-db-peer";
 /// What the harness's python client reports for connect() failing EPERM.
 const EPERM: &str = "PermissionError/1";
 const CONNECTED: &str = "connected";
-/// How long the kernel may take to detach the hooks of a killed daemon.
-const DETACH_TIMEOUT: Duration = Duration::from_secs(10);
+/// The connect hooks' grace after the last heartbeat (5 s), and a margin.
+const FAIL_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A TCP server in a namespace that accepts and closes every connection,
 /// so a connect that is not refused reports `connected`. Killed on drop.
@@ -325,21 +326,77 @@ fn sigkill_fails_open_the_kernel_stops_refusing() {
 
     let status = lab.fx.daemon.kill().expect("the daemon was running");
     assert_eq!(status.code(), None, "killed by a signal: {status}");
-    // The hooks were bpf_links held by the daemon's file descriptors; the
-    // kernel detaches them when the process is gone, with no help from it.
-    let open = poll(DETACH_TIMEOUT, || {
-        loaded_pinwatch_programs().is_empty().then_some(())
+    // The hooks stay attached (pinned, still capturing), but with the
+    // default `on_crash = "fail-open"` they stop refusing once the dead
+    // daemon's heartbeat is older than the grace period.
+    let open = poll(FAIL_OPEN_TIMEOUT, || {
+        (lab.connect(FORGED_V4, DB_PORT).result == CONNECTED).then_some(())
     });
     assert!(
         open.is_some(),
-        "pinwatch's programs are still loaded {DETACH_TIMEOUT:?} after SIGKILL: {:?}",
-        loaded_pinwatch_programs()
+        "connects are still refused {FAIL_OPEN_TIMEOUT:?} after SIGKILL"
     );
+    assert!(
+        !loaded_pinwatch_programs().is_empty(),
+        "the programs stay loaded, to capture what happens until a daemon runs again"
+    );
+    let mut allowed = Vec::new();
     for ip in [IpAddr::V4(FORGED_V4), IpAddr::V6(FORGED_V6)] {
+        let client = lab.connect(ip, DB_PORT);
         assert_eq!(
-            lab.connect(ip, DB_PORT).result,
-            CONNECTED,
+            client.result, CONNECTED,
             "after SIGKILL, the connect to {ip} is no longer refused"
         );
+        allowed.push(client);
     }
+
+    // Reported once pinwatch is back: allowed, so `unexpected-db-peer`.
+    lab.fx.daemon.start_again();
+    let all = lab.all_alerts();
+    let context = format!("alerts:\n{}", lines(&all));
+    for client in &allowed {
+        let rules: Vec<&str> = from_pid(&all, client.pid)
+            .iter()
+            .map(|a| action(a))
+            .collect();
+        assert_eq!(rules, [PEER_RULE], "pid {}: {context}", client.pid);
+    }
+    assert!(
+        all.iter().any(|a| action(a) == "pinwatch-restarted"),
+        "{context}"
+    );
+}
+
+#[test]
+fn keep_enforcing_refuses_while_no_daemon_runs_and_reports_it_after() {
+    let mut lab = enforce_lab("block");
+    // `[kernel] on_crash` applies at start.
+    lab.fx.daemon.stop();
+    let path = lab.fx.daemon.config_path().to_owned();
+    let text = std::fs::read_to_string(&path).expect("read the daemon's config");
+    assert!(text.contains("[kernel]\n"), "{text}");
+    lab.fx.daemon.write_config_text(
+        &text.replace("[kernel]\n", "[kernel]\non_crash = \"keep-enforcing\"\n"),
+    );
+    lab.fx.daemon.start_again();
+    assert_eq!(lab.connect(FORGED_V4, DB_PORT).result, EPERM);
+
+    let status = lab.fx.daemon.kill().expect("the daemon was running");
+    assert_eq!(status.code(), None, "killed by a signal: {status}");
+    // Past the heartbeat's grace, where the default fails open.
+    std::thread::sleep(FAIL_OPEN_TIMEOUT);
+    let refused = lab.connect(FORGED_V4, DB_PORT);
+    assert_eq!(
+        refused.result, EPERM,
+        "with keep-enforcing, the pinned sets stay in force while no daemon runs"
+    );
+    assert_eq!(
+        lab.connect(PINNED_V4, DB_PORT).result,
+        CONNECTED,
+        "pinned addresses still go through"
+    );
+
+    lab.fx.daemon.start_again();
+    let alert = lab.blocked_alert(&refused);
+    assert_eq!(ip_field(&alert, "destination.ip"), IpAddr::V4(FORGED_V4));
 }

@@ -18,8 +18,8 @@ use std::{
 };
 
 use pinwatch_integration_tests::{
-    Daemon, DaemonConfig, Database, assert_ecs_base, field, lines, loaded_pinwatch_programs,
-    pinwatch_bin, poll, require_root, str_field,
+    Daemon, DaemonConfig, Database, assert_all_unloaded, assert_ecs_base,
+    attached_pinwatch_programs, cgroup_root, field, lines, pinwatch_bin, require_root, str_field,
 };
 use serde_json::Value;
 
@@ -35,50 +35,6 @@ fn config() -> DaemonConfig {
         )],
         trusted_resolvers: Vec::new(),
     }
-}
-
-/// The cgroup v2 root, as the daemon finds it.
-fn cgroup_root() -> PathBuf {
-    let mountinfo = fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");
-    mountinfo
-        .lines()
-        .find_map(|line| {
-            let (before, after) = line.split_once(" - ")?;
-            let mut fields = before.split_whitespace();
-            if !after.starts_with("cgroup2 ") || fields.nth(3)? != "/" {
-                return None;
-            }
-            fields.next().map(PathBuf::from)
-        })
-        .expect("a cgroup v2 mount")
-}
-
-/// (name, program id) of the pinwatch programs attached to the cgroup
-/// root, by bpftool: a view independent of the daemon's own code.
-fn attached_pinwatch_programs(root: &Path) -> Vec<(String, u32)> {
-    let output = Command::new("bpftool")
-        .args(["-j", "cgroup", "show"])
-        .arg(root)
-        .output()
-        .expect("run bpftool (cargo xtask setup installs it)");
-    assert!(output.status.success(), "bpftool cgroup show: {output:?}");
-    // bpftool prints nothing at all when nothing is attached.
-    let text = String::from_utf8_lossy(&output.stdout);
-    let list: Vec<Value> = if text.trim().is_empty() {
-        Vec::new()
-    } else {
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("bpftool's JSON ({e}): {text}"))
-    };
-    let mut found: Vec<(String, u32)> = list
-        .iter()
-        .filter_map(|p| {
-            let name = p["name"].as_str()?;
-            let id = u32::try_from(p["id"].as_u64()?).ok()?;
-            name.starts_with("pw_").then(|| (name.to_owned(), id))
-        })
-        .collect();
-    found.sort();
-    found
 }
 
 /// bpf(2) for what aya does not offer a test: attaching a program found by
@@ -367,15 +323,7 @@ fn orphaned_programs_are_detached_and_reported() {
         [],
         "everything detached at the end"
     );
-    // The kernel frees programs after an RCU grace period: wait for it.
-    let freed = poll(Duration::from_secs(10), || {
-        loaded_pinwatch_programs().is_empty().then_some(())
-    });
-    assert!(
-        freed.is_some(),
-        "no pinwatch program stays loaded once the pin is gone: {:?}",
-        loaded_pinwatch_programs()
-    );
+    assert_all_unloaded("no pinwatch program stays loaded once the pin is gone");
 }
 
 #[test]

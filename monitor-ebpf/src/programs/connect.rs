@@ -11,13 +11,14 @@ use aya_ebpf::{
     programs::SockAddrContext,
 };
 use pinwatch_common::{
-    CONNECT_ACTION_ALLOWED, CONNECT_ACTION_BLOCKED, ConnectEvent, EVENT_KIND_CONNECT, LOSS_CONNECT,
+    CONNECT_ACTION_ALLOWED, CONNECT_ACTION_BLOCKED, ConnectEvent, DAEMON_FLAG_KEEP_ENFORCING,
+    DAEMON_FLAGS, DAEMON_HEARTBEAT_GRACE_NS, DAEMON_HEARTBEAT_NS, EVENT_KIND_CONNECT, LOSS_CONNECT,
     PIN_KEY_PORT_BITS, PORT_FLAG_ENFORCE, PinKeyV4, PinKeyV6,
 };
 
 use super::{
     clock,
-    maps::{EVENTS, PINNED_V4, PINNED_V6, SUBMIT_FLAGS, WATCHED_PORTS, count_loss},
+    maps::{DAEMON, EVENTS, PINNED_V4, PINNED_V6, SUBMIT_FLAGS, WATCHED_PORTS, count_loss},
     sockaddr::{self, AF_INET},
 };
 
@@ -59,7 +60,7 @@ fn judge_connect(ctx: &SockAddrContext, family: u32) -> i32 {
     let daddr = sockaddr::destination(ctx, family);
     // Decided before reporting: a full ring buffer loses the record, never
     // the verdict.
-    let action = if enforce && !pinned(family, port, &daddr) {
+    let action = if enforce && !pinned(family, port, &daddr) && daemon_enforces() {
         CONNECT_ACTION_BLOCKED
     } else {
         CONNECT_ACTION_ALLOWED
@@ -72,6 +73,19 @@ fn judge_connect(ctx: &SockAddrContext, family: u32) -> i32 {
     } else {
         ALLOW
     }
+}
+
+/// Whether refusing is in force: the programs outlive the daemon (pinned
+/// in bpffs), and unless the operator chose to keep enforcing, they fail
+/// open once its heartbeat is older than the grace period.
+#[inline(always)]
+fn daemon_enforces() -> bool {
+    let flags = DAEMON.get(DAEMON_FLAGS).copied().unwrap_or(0);
+    if flags & DAEMON_FLAG_KEEP_ENFORCING != 0 {
+        return true;
+    }
+    let beat = DAEMON.get(DAEMON_HEARTBEAT_NS).copied().unwrap_or(0);
+    clock::now_ns().saturating_sub(beat) <= DAEMON_HEARTBEAT_GRACE_NS
 }
 
 /// Whether some database on `port` pins `daddr`. An IPv4-mapped IPv6

@@ -3,7 +3,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
 use pinwatch_common::{
-    DbFlow, LOSS_SLOTS, PIN_MAX_ENTRIES, PinKeyV4, PinKeyV6, PortPolicy, WATCHED_PORTS_MAX_ENTRIES,
+    DAEMON_SLOTS, DbFlow, LOSS_SLOTS, PIN_MAX_ENTRIES, PinKeyV4, PinKeyV6, PortPolicy,
+    WATCHED_PORTS_MAX_ENTRIES,
 };
 
 /// All records, in the order they were reserved.
@@ -39,6 +40,11 @@ pub static PINNED_V6: LpmTrie<PinKeyV6, u32> = LpmTrie::with_max_entries(PIN_MAX
 /// Failed ring-buffer reservations per CPU, indexed by `LOSS_*`.
 #[map]
 pub static EVENTS_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(LOSS_SLOTS, 0);
+
+/// The daemon's heartbeat, its `on_crash` choice and the losses it
+/// reported, indexed by `DAEMON_*`; written by the daemon only.
+#[map]
+pub static DAEMON: Array<u64> = Array::with_max_entries(DAEMON_SLOTS, 0);
 
 /// Submit flags for every record: 0 lets the kernel decide, and it wakes
 /// the reader only when the reader had consumed everything before this

@@ -178,6 +178,16 @@ pub fn encode(alert: &Alert, agent: &AgentInfo, event_id: &str) -> String {
             json!({ "count": lost.count, "origin": lost.origin }),
         );
     }
+    if let Some(restart) = &alert.restart {
+        pinwatch.insert(
+            "restart".into(),
+            json!({
+                "gap_seconds": restart.gap.map(|gap| gap.as_secs_f64()),
+                "backlog_records": restart.backlog_records,
+                "records_lost": restart.records_lost,
+            }),
+        );
+    }
     if let Some(repeats) = &alert.repeats {
         pinwatch.insert("repeats".into(), json!({ "count": repeats.count }));
     }

@@ -75,6 +75,8 @@ pub struct Alert {
     /// For `dns-answer-diverged`: the workloads that received a diverged
     /// answer for the name within the dedup window (`pinwatch.affected`).
     pub affected: Vec<AffectedWorkload>,
+    /// For `pinwatch-restarted`: the gap (`pinwatch.restart`).
+    pub restart: Option<RestartFacts>,
 }
 
 /// A fault caught while judging one event.
@@ -157,8 +159,18 @@ impl Alert {
             workload: None,
             resolv_conf: None,
             affected: Vec::new(),
+            restart: None,
         }
     }
+}
+
+/// How long no daemon ran, and what the kernel captured and lost meanwhile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartFacts {
+    /// `None` when the earlier run left no heartbeat.
+    pub gap: Option<std::time::Duration>,
+    pub backlog_records: u64,
+    pub records_lost: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -19,10 +19,11 @@ pub enum Rule {
     DnsBailiwickViolation,
     DnsFragmentedResponse,
     DetectorFault,
+    PinwatchRestarted,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 15] = [
+    pub const ALL: [Rule; 16] = [
         Rule::DnsAnswerDiverged,
         Rule::UnexpectedDbPeer,
         Rule::DbConnectBlocked,
@@ -38,6 +39,7 @@ impl Rule {
         Rule::DnsBailiwickViolation,
         Rule::DnsFragmentedResponse,
         Rule::DetectorFault,
+        Rule::PinwatchRestarted,
     ];
 
     pub fn id(self) -> &'static str {
@@ -57,6 +59,7 @@ impl Rule {
             Rule::DnsBailiwickViolation => "dns-bailiwick-violation",
             Rule::DnsFragmentedResponse => "dns-fragmented-response",
             Rule::DetectorFault => "detector-fault",
+            Rule::PinwatchRestarted => "pinwatch-restarted",
         }
     }
 
@@ -68,6 +71,7 @@ impl Rule {
             Rule::EventLoss
                 | Rule::ConfigReloadFailed
                 | Rule::StaleProgramsRemoved
+                | Rule::PinwatchRestarted
                 // A response no socket asked for, or seen at an interface.
                 | Rule::DnsUnsolicitedResponse
                 | Rule::DnsFragmentedResponse
@@ -105,6 +109,9 @@ impl Rule {
                 "DNS response for a database hostname arrived as IP fragments"
             }
             Rule::DetectorFault => "pinwatch could not judge an event",
+            Rule::PinwatchRestarted => {
+                "pinwatch came back after a gap; what happened meanwhile was judged"
+            }
         }
     }
 
@@ -148,6 +155,10 @@ impl Rule {
             Rule::DnsFragmentedResponse => 3,
             // One event went unjudged; the rest are judged as before.
             Rule::DetectorFault => 2,
+            // Nothing was missed unless records were lost (`event-loss`
+            // says so too), but a daemon that stopped is worth a look: an
+            // intruder silences agents first.
+            Rule::PinwatchRestarted => 2,
         }
     }
 }

@@ -4,6 +4,7 @@ mod learn;
 mod replay;
 mod run;
 mod status;
+mod unload;
 
 use std::{io::IsTerminal, path::PathBuf, process::ExitCode};
 
@@ -25,7 +26,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the daemon in the foreground: alerts to the configured sink, diagnostics to stderr.
-    Run(ConfigArg),
+    Run(RunArgs),
     /// Validate a configuration and print a short normalized summary (exit 0 valid, 2 invalid).
     CheckConfig(ConfigArg),
     /// Ask the running daemon for its state (exit 0 healthy, 1 degraded or an alert in the last 15 minutes, 2 unreachable).
@@ -34,6 +35,20 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// Watch the DNS answers for some hostnames for a while and print the [[database]] TOML that would pin them; changes no file (exit 0 printed, 2 bad input, 3 kernel or privileges).
     Learn(learn::LearnArgs),
+    /// Detach and unpin everything pinwatch left in the kernel (its pinned programs, links and maps); refused while a daemon runs (exit 0 done, 2 a daemon runs or bad file, 3 kernel or privileges).
+    Unload(ConfigArg),
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Take over from a running pinwatch (an upgrade in place): ask it to
+    /// hand over (SIGUSR2), adopt its pinned programs once it exits, and
+    /// read what they captured meanwhile; without it a second daemon is
+    /// refused.
+    #[arg(long)]
+    handover: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -53,11 +68,17 @@ pub fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Run(args) => run::run(&args.config),
+        Command::Run(args) => run::run(
+            &args.config.config,
+            crate::daemon::RunOptions {
+                take_over: args.handover,
+            },
+        ),
         Command::CheckConfig(args) => check_config::check_config(&args.config),
         Command::Status(args) => status::status(&args),
         Command::Replay(args) => replay::replay(&args),
         Command::Learn(args) => learn::learn(&args),
+        Command::Unload(args) => unload::unload(&args.config),
     }
 }
 

@@ -2,9 +2,12 @@ use std::{path::Path, process::ExitCode};
 
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::{config::Config, daemon};
+use crate::{
+    config::Config,
+    daemon::{self, RunOptions, Stop},
+};
 
-pub fn run(path: &Path) -> ExitCode {
+pub fn run(path: &Path, options: RunOptions) -> ExitCode {
     super::init_tracing();
     let config = match Config::load(path) {
         Ok(config) => config,
@@ -24,21 +27,27 @@ pub fn run(path: &Path) -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let shutdown = match termination() {
+        let shutdown = match stop_signals() {
             Ok(shutdown) => shutdown,
             Err(error) => {
                 tracing::error!("cannot install signal handlers: {error}");
                 return Err(ExitCode::FAILURE);
             }
         };
-        daemon::run(config, shutdown).await.map_err(|error| {
-            tracing::error!("{error}");
-            ExitCode::from(error.exit_code())
-        })
+        daemon::run(config, options, shutdown)
+            .await
+            .map_err(|error| {
+                tracing::error!("{error}");
+                ExitCode::from(error.exit_code())
+            })
     });
     match result {
-        Ok(()) => {
-            tracing::info!("pinwatch stopped; programs detached");
+        Ok(Stop::Clean) => {
+            tracing::info!("pinwatch stopped; programs detached and unpinned");
+            ExitCode::SUCCESS
+        }
+        Ok(Stop::Handover) => {
+            tracing::info!("pinwatch stopped for a handover; programs left attached and pinned");
             ExitCode::SUCCESS
         }
         Err(code) => code,
@@ -53,6 +62,22 @@ pub(super) fn termination() -> std::io::Result<impl Future<Output = ()>> {
         tokio::select! {
             _ = interrupt.recv() => tracing::info!("SIGINT received, shutting down"),
             _ = terminate.recv() => tracing::info!("SIGTERM received, shutting down"),
+        }
+    })
+}
+
+/// Resolves on the first SIGINT or SIGTERM (a clean stop) or SIGUSR2 (a
+/// handover: `systemctl restart`, or a new daemon taking over).
+fn stop_signals() -> std::io::Result<impl Future<Output = Stop>> {
+    let clean = termination()?;
+    let mut handover = signal(SignalKind::user_defined2())?;
+    Ok(async move {
+        tokio::select! {
+            () = clean => Stop::Clean,
+            _ = handover.recv() => {
+                tracing::info!("SIGUSR2 received, handing over");
+                Stop::Handover
+            }
         }
     })
 }

@@ -53,6 +53,38 @@ pub struct Config {
     pub host: HostPaths,
     /// `[config] watch`: reload when the file changes, as on SIGHUP.
     pub watch: bool,
+    /// `[kernel]`: pins, and enforcement while no daemon runs.
+    pub kernel: KernelSettings,
+}
+
+/// Where pinwatch pins its programs' links and maps.
+pub const DEFAULT_PIN_PATH: &str = "/sys/fs/bpf/pinwatch";
+
+/// `[kernel]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelSettings {
+    pub pin_path: PathBuf,
+    pub on_crash: OnCrash,
+}
+
+impl Default for KernelSettings {
+    fn default() -> KernelSettings {
+        KernelSettings {
+            pin_path: PathBuf::from(DEFAULT_PIN_PATH),
+            on_crash: OnCrash::FailOpen,
+        }
+    }
+}
+
+/// What `mode = "block"` does while no daemon runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnCrash {
+    /// The connect hooks stop refusing once the daemon's heartbeat is
+    /// older than its grace period (5 s).
+    #[default]
+    FailOpen,
+    /// The pinned sets stay in force.
+    KeepEnforcing,
 }
 
 /// One `[[database]]` table.

@@ -23,6 +23,8 @@ pub(crate) struct RawConfig {
     pub host: RawHost,
     #[serde(default)]
     pub config: RawConfigSection,
+    #[serde(default)]
+    pub kernel: RawKernel,
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,4 +89,14 @@ pub(crate) struct RawHost {
 pub(crate) struct RawConfigSection {
     /// Reload when the file changes, as on SIGHUP; default false.
     pub watch: Option<bool>,
+}
+
+/// `[kernel]`: what outlives the daemon.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawKernel {
+    /// Where links and maps are pinned (a bpffs path).
+    pub pin_path: Option<String>,
+    /// `"fail-open"` or `"keep-enforcing"`.
+    pub on_crash: Option<String>,
 }

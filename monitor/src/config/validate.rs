@@ -10,11 +10,13 @@ use super::error::{ConfigError, Problem};
 use super::host::{HostDefaults, HostPaths};
 use super::limits;
 use super::net::{LOOPBACK_STUBS, normalize_hostname, parse_ip, parse_pinned};
-use super::raw::{RawAlerts, RawConfig, RawControl, RawDatabase, RawDns, RawHost, RawMetrics};
+use super::raw::{
+    RawAlerts, RawConfig, RawControl, RawDatabase, RawDns, RawHost, RawKernel, RawMetrics,
+};
 use super::{
     AlertSettings, AlertSink, Config, ControlSettings, DEFAULT_CONTROL_SOCKET, DEFAULT_DB_PORT,
     DEFAULT_DEDUP_WINDOW, DEFAULT_QUERY_TIMEOUT, DEFAULT_TXID_MISMATCH_THRESHOLD, Database,
-    DnsSettings, Mode,
+    DnsSettings, KernelSettings, Mode, OnCrash,
 };
 
 /// Builds [`ConfigError::Invalid`] values that carry the file name.
@@ -52,6 +54,29 @@ pub(crate) fn validate(
         metrics: metrics(&cx, raw.metrics)?,
         host: host_paths(&cx, raw.host)?,
         watch: raw.config.watch.unwrap_or(false),
+        kernel: kernel(&cx, raw.kernel)?,
+    })
+}
+
+fn kernel(cx: &Ctx, raw: RawKernel) -> Result<KernelSettings, ConfigError> {
+    let defaults = KernelSettings::default();
+    let on_crash = match raw.on_crash.as_deref() {
+        None | Some("fail-open") => OnCrash::FailOpen,
+        Some("keep-enforcing") => OnCrash::KeepEnforcing,
+        Some(other) => {
+            let problem = Problem::BadChoice {
+                value: other.to_owned(),
+                expected: r#""fail-open" or "keep-enforcing""#,
+            };
+            return Err(cx.err("kernel.on_crash", problem));
+        }
+    };
+    Ok(KernelSettings {
+        pin_path: match raw.pin_path {
+            None => defaults.pin_path,
+            Some(s) => absolute(cx, "kernel.pin_path", s)?,
+        },
+        on_crash,
     })
 }
 

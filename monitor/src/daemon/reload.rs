@@ -16,7 +16,7 @@ use tokio::{
 
 use super::{DaemonError, Shared, notify, swap};
 use crate::{
-    config::{AlertSink, Config, ConfigError, ConfigWatch, WatchError},
+    config::{AlertSink, Config, ConfigError, ConfigWatch, OnCrash, WatchError},
     event::{Event, ReloadFailure},
     kernel::{KernelError, Policy, Probes},
 };
@@ -225,7 +225,7 @@ fn needs_restart(old: &Config, new: &Config) -> Result<(), ReloadError> {
 type Describe = fn(&Config) -> String;
 
 /// Each setting only a restart applies.
-const RESTART_ONLY: [(&str, Describe); 9] = [
+const RESTART_ONLY: [(&str, Describe); 11] = [
     ("alerts.sink", |config| match &config.alerts.sink {
         AlertSink::Stdout => "stdout".to_owned(),
         AlertSink::File(path) => format!("file {}", path.display()),
@@ -257,6 +257,13 @@ const RESTART_ONLY: [(&str, Describe); 9] = [
             .map_or("found in mountinfo".into(), |p| p.display().to_string())
     }),
     ("config.watch", |config| config.watch.to_string()),
+    ("kernel.pin_path", |config| {
+        config.kernel.pin_path.display().to_string()
+    }),
+    ("kernel.on_crash", |config| match config.kernel.on_crash {
+        OnCrash::FailOpen => "fail-open".to_owned(),
+        OnCrash::KeepEnforcing => "keep-enforcing".to_owned(),
+    }),
 ];
 
 #[cfg(test)]

@@ -36,6 +36,7 @@ pub(super) enum Stage {
     Owner,
     Loss,
     ReloadFailed,
+    Restarted,
 }
 
 impl Stage {
@@ -53,6 +54,7 @@ impl Stage {
             Stage::Owner => "(DNS socket owners)",
             Stage::Loss => "event-loss",
             Stage::ReloadFailed => "config-reload-failed",
+            Stage::Restarted => "pinwatch-restarted",
         }
     }
 }
@@ -146,6 +148,7 @@ fn timestamp(event: &Event) -> std::time::SystemTime {
         Event::ReloadFailed(e) => e.timestamp,
         Event::DbSegment(e) => e.timestamp,
         Event::DnsOwner(e) => e.timestamp,
+        Event::Restarted(e) => e.timestamp,
     }
 }
 
@@ -197,6 +200,10 @@ pub(super) fn summary(event: &Event) -> String {
         ),
         Event::Loss(l) => format!("loss of {} events ({:?})", l.count, l.origin),
         Event::ReloadFailed(r) => format!("refused reload of {}", r.file.display()),
+        Event::Restarted(r) => format!(
+            "restart after a gap: {} backlog records, {} lost",
+            r.backlog_records, r.lost
+        ),
     }
 }
 

@@ -30,9 +30,9 @@ pub use pins::{PinIndex, canonical_ip};
 pub use recent::RecentAnswers;
 
 use crate::{
-    alert::{Alert, LostEvents, Rule},
+    alert::{Alert, LostEvents, RestartFacts, Rule},
     config::Config,
-    event::{DnsEvent, Event, LossEvent},
+    event::{DnsEvent, Event, LossEvent, RestartEvent},
 };
 
 /// What the last answer for a configured hostname said; `status` shows it.
@@ -157,6 +157,10 @@ impl Detector {
                 self.matching.owner(owner);
                 Vec::new()
             }
+            Event::Restarted(restart) => {
+                self.judging = Stage::Restarted;
+                vec![restarted(restart)]
+            }
         };
         self.judging = Stage::Dispatch;
         for alert in &alerts {
@@ -236,6 +240,26 @@ impl Detector {
         });
         vec![alert]
     }
+}
+
+/// `pinwatch-restarted`: how long no daemon ran, and what the kernel kept
+/// and lost meanwhile.
+fn restarted(restart: &RestartEvent) -> Alert {
+    let gap = match restart.gap {
+        Some(gap) => format!("for {:.1} s", gap.as_secs_f64()),
+        None => "for an unknown time".to_owned(),
+    };
+    let message = format!(
+        "pinwatch was not running {gap}; its programs stayed attached and captured {} records meanwhile, judged now with the time each happened, and {} records did not fit in the ring buffer and were lost",
+        restart.backlog_records, restart.lost
+    );
+    let mut alert = Alert::new(restart.timestamp, Rule::PinwatchRestarted, message);
+    alert.restart = Some(RestartFacts {
+        gap: restart.gap,
+        backlog_records: restart.backlog_records,
+        records_lost: restart.lost,
+    });
+    alert
 }
 
 #[cfg(test)]

@@ -380,6 +380,37 @@ fn recent_answers_stay_bounded() {
 }
 
 #[test]
+fn a_restart_raises_one_gap_alert_with_its_length_backlog_and_losses() {
+    let mut detector = detector();
+    let restart = RestartEvent {
+        timestamp: at(30),
+        gap: Some(std::time::Duration::from_millis(12_500)),
+        backlog_records: 41,
+        lost: 3,
+    };
+    let alerts = detector.observe(&Event::Restarted(restart));
+    assert_eq!(alerts.len(), 1);
+    let alert = &alerts[0];
+    assert_eq!(alert.rule, Rule::PinwatchRestarted);
+    assert_eq!(alert.timestamp, at(30));
+    assert_eq!(
+        alert.restart,
+        Some(RestartFacts {
+            gap: Some(std::time::Duration::from_millis(12_500)),
+            backlog_records: 41,
+            records_lost: 3,
+        })
+    );
+    assert!(
+        alert.message.contains("not running for 12.5 s"),
+        "{}",
+        alert.message
+    );
+    assert!(alert.message.contains("41 records"), "{}", alert.message);
+    assert_eq!(detector.counters().alerts[&Rule::PinwatchRestarted], 1);
+}
+
+#[test]
 fn loss_raises_event_loss_with_count_and_counts_it() {
     let mut detector = detector();
     let loss = LossEvent {

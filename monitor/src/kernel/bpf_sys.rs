@@ -198,3 +198,71 @@ pub fn tcx_ingress_link(program: BorrowedFd<'_>, ifindex: u32) -> io::Result<Own
         .put_u32(8, BPF_TCX_INGRESS);
     sys_bpf(BPF_LINK_CREATE, &mut attr).map(fd_from)
 }
+
+const BPF_OBJ_PIN: libc::c_long = 6;
+const BPF_OBJ_GET: libc::c_long = 7;
+const BPF_LINK_UPDATE: libc::c_long = 29;
+
+/// Attaches a program to a cgroup hook as a bpf_link (kernel ≥ 5.7; the
+/// kernel attaches cgroup links in multi mode, beside other programs).
+pub fn cgroup_link(
+    program: BorrowedFd<'_>,
+    cgroup: BorrowedFd<'_>,
+    attach_type: u32,
+) -> io::Result<OwnedFd> {
+    let mut attr = Attr::new();
+    attr.put_u32(0, program.as_raw_fd() as u32)
+        .put_u32(4, cgroup.as_raw_fd() as u32)
+        .put_u32(8, attach_type);
+    sys_bpf(BPF_LINK_CREATE, &mut attr).map(fd_from)
+}
+
+/// Replaces the program a link runs, in one step: the hook never runs
+/// neither program.
+pub fn link_update(link: BorrowedFd<'_>, program: BorrowedFd<'_>) -> io::Result<()> {
+    let mut attr = Attr::new();
+    attr.put_u32(0, link.as_raw_fd() as u32)
+        .put_u32(4, program.as_raw_fd() as u32);
+    sys_bpf(BPF_LINK_UPDATE, &mut attr).map(drop)
+}
+
+fn path_bytes(path: &std::path::Path) -> io::Result<std::ffi::CString> {
+    use std::os::unix::ffi::OsStrExt as _;
+    std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
+
+/// Pins a bpf object (a link, here) at `path` in a bpffs.
+pub fn obj_pin(fd: BorrowedFd<'_>, path: &std::path::Path) -> io::Result<()> {
+    let path = path_bytes(path)?;
+    let mut attr = Attr::new();
+    attr.put_u64(0, path.as_ptr() as u64)
+        .put_u32(8, fd.as_raw_fd() as u32);
+    sys_bpf(BPF_OBJ_PIN, &mut attr).map(drop)
+}
+
+/// Opens the bpf object pinned at `path`.
+pub fn obj_get(path: &std::path::Path) -> io::Result<OwnedFd> {
+    let path = path_bytes(path)?;
+    let mut attr = Attr::new();
+    attr.put_u64(0, path.as_ptr() as u64);
+    sys_bpf(BPF_OBJ_GET, &mut attr).map(fd_from)
+}
+
+/// The id of the program a link runs (`bpf_link_info.prog_id`).
+pub fn link_prog_id(link: BorrowedFd<'_>) -> io::Result<u32> {
+    let mut info = [0u8; 64];
+    info_by_fd(link, &mut info)?;
+    Ok(u32::from_ne_bytes(
+        info[8..12].try_into().unwrap_or_default(),
+    ))
+}
+
+/// The link's own id (`bpf_link_info.id`).
+pub fn link_id(link: BorrowedFd<'_>) -> io::Result<u32> {
+    let mut info = [0u8; 64];
+    info_by_fd(link, &mut info)?;
+    Ok(u32::from_ne_bytes(
+        info[4..8].try_into().unwrap_or_default(),
+    ))
+}

@@ -1,13 +1,18 @@
 //! The tc program on the host's interfaces: DNS responses as they arrive,
 //! before IP reassembly and socket lookup (see monitor-ebpf/src/programs/tc.rs).
 //!
-//! Attached with tcx (kernel ≥ 6.6) as bpf_links this process owns, one per
-//! Ethernet interface of the daemon's network namespace (the init one under
-//! systemd); dropping [`InterfaceHooks`] detaches them, and so does the
-//! kernel when the process dies or the interface goes. Older kernels get
-//! legacy tc: a clsact qdisc and a bpf filter per interface, removed when
-//! the object is dropped; a filter of a run that died outlives it, so one
-//! found under pinwatch's name is replaced. A task listens to rtnetlink link
+//! Attached with tcx (kernel ≥ 6.6) as bpf_links, one per Ethernet
+//! interface of the daemon's network namespace (the init one under
+//! systemd), pinned as `iface-IFINDEX` beside the cgroup links
+//! (`kernel::pins`): they outlive a crash, the next daemon switches them to
+//! its program in one step, and a clean stop unpins them before dropping
+//! [`InterfaceHooks`], which detaches them; the kernel detaches them when
+//! the interface goes. Older kernels get legacy tc: a clsact qdisc and a
+//! bpf filter per interface, which cannot be pinned. It is removed when the
+//! object is dropped; a filter of a run that died outlives it (and keeps
+//! writing to the pinned maps), and the next daemon replaces the one it
+//! finds under pinwatch's name — detach then attach, so that hook alone has
+//! a moment without a program on those kernels. A task listens to rtnetlink link
 //! notifications and attaches to interfaces that appear later (a new NIC, a
 //! container's veth host end).
 //!
@@ -34,7 +39,11 @@ use aya::{
 use serde::{Deserialize, Serialize};
 use tokio::io::unix::AsyncFd;
 
-use super::{BpfFailure, Probes, ProgramStatus, bpf_sys};
+use super::{
+    BpfFailure, Probes, ProgramStatus, bpf_sys,
+    pins::{IFACE_PREFIX, PinDir},
+    probes::link_or_update,
+};
 
 pub const PROGRAM: &str = "pw_dns_iface";
 const KIND_TCX: &str = "tcx/ingress";
@@ -102,6 +111,8 @@ pub struct InterfaceHooks {
     /// not retry (and re-log) them on every link notification.
     failed: HashMap<u32, FailedInterface>,
     coverage: CoverageHandle,
+    /// Where the tcx links are pinned; `None`: not pinned.
+    pins: Option<PinDir>,
 }
 
 /// Loads the tc program from the object `probes` holds and attaches it to
@@ -124,7 +135,9 @@ pub fn attach(probes: &mut Probes) -> InterfaceHooks {
         links: HashMap::new(),
         failed: HashMap::new(),
         coverage: CoverageHandle::default(),
+        pins: probes.pins().cloned(),
     };
+    hooks.unpin_absent();
     hooks.rescan();
     probes.add_program(ProgramStatus {
         name: PROGRAM,
@@ -167,6 +180,29 @@ impl InterfaceHooks {
         self.coverage.clone()
     }
 
+    fn pin(&self, ifindex: u32) -> Option<std::path::PathBuf> {
+        let pins = self.pins.as_ref()?;
+        Some(pins.link(&format!("{IFACE_PREFIX}{ifindex}")))
+    }
+
+    /// Removes the pins an earlier run left for interfaces gone since (the
+    /// kernel detached their links with them).
+    fn unpin_absent(&self) {
+        let Some(pins) = &self.pins else { return };
+        let present = interfaces();
+        for name in pins.link_names().unwrap_or_default() {
+            let Some(ifindex) = name
+                .strip_prefix(IFACE_PREFIX)
+                .and_then(|i| i.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if !present.iter().any(|i| i.ifindex == ifindex) {
+                let _ = pins.unpin(&pins.link(&name));
+            }
+        }
+    }
+
     /// Attaches to Ethernet interfaces not yet covered; forgets the links of
     /// interfaces that are gone (the kernel already detached them).
     fn rescan(&mut self) {
@@ -184,6 +220,9 @@ impl InterfaceHooks {
         for ifindex in gone {
             if let Some((name, attachment)) = self.links.remove(&ifindex) {
                 tracing::info!(interface = %name, "interface gone; its DNS hook went with it");
+                if let (Some(pins), Some(pin)) = (&self.pins, self.pin(ifindex)) {
+                    let _ = pins.unpin(&pin);
+                }
                 self.forget(attachment);
             }
         }
@@ -243,9 +282,14 @@ impl InterfaceHooks {
             ));
         }
         match &self.mode {
-            Mode::Tcx(program) => bpf_sys::tcx_ingress_link(program.as_fd(), interface.ifindex)
+            Mode::Tcx(program) => {
+                let pin = self.pin(interface.ifindex);
+                link_or_update(program.as_fd(), pin.as_deref(), |program| {
+                    bpf_sys::tcx_ingress_link(program, interface.ifindex)
+                })
                 .map(Attachment::Link)
-                .map_err(|error| format!("tcx attach refused: {error}")),
+                .map_err(|error| format!("tcx attach refused: {error}"))
+            }
             Mode::Legacy(ebpf) => attach_legacy(ebpf, &interface.name).map(Attachment::Filter),
             Mode::Unloaded => Err("the program is not loaded".to_owned()),
         }
@@ -361,6 +405,11 @@ struct Interface {
     link_type: u32,
     /// IFF_UP.
     up: bool,
+}
+
+/// The names of this namespace's interfaces but loopback.
+pub fn names() -> Vec<String> {
+    interfaces().into_iter().map(|i| i.name).collect()
 }
 
 /// This namespace's interfaces but loopback.

@@ -7,17 +7,19 @@ mod failure;
 pub mod features;
 pub mod interfaces;
 mod owners;
+pub mod pins;
 mod policy;
 mod preflight;
 mod probes;
 pub mod source;
 pub mod stale;
+pub mod unload;
 
 pub use cgroup::find_cgroup2_root;
 pub use failure::BpfFailure;
 pub use policy::Policy;
 pub use preflight::preflight;
-pub use probes::{Probes, ProgramStatus};
+pub use probes::{AttachOptions, DaemonState, EventMaps, Probes, ProgramStatus};
 
 use std::path::PathBuf;
 
@@ -65,6 +67,8 @@ pub enum KernelError {
         map: &'static str,
         source: BpfFailure,
     },
+    #[error(transparent)]
+    Pins(#[from] pins::PinError),
     #[error("cannot update eBPF map {map}: {source}")]
     MapUpdate {
         map: &'static str,

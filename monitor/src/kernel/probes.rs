@@ -1,19 +1,26 @@
 use std::{
     collections::BTreeSet,
     fs::File,
-    path::Path,
+    os::fd::{AsFd, BorrowedFd, OwnedFd},
+    path::{Path, PathBuf},
     sync::{Arc, Mutex, MutexGuard, PoisonError, Weak},
 };
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{MapData, PerCpuArray, RingBuf},
-    programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr},
+    maps::{Array, MapData, PerCpuArray, RingBuf},
+    programs::{CgroupSkb, CgroupSockAddr},
+};
+use pinwatch_common::{
+    DAEMON_FLAG_KEEP_ENFORCING, DAEMON_FLAGS, DAEMON_HEARTBEAT_NS, DAEMON_LOSS_REPORTED, LOSS_SLOTS,
 };
 use serde::Serialize;
 
 use super::{
-    BpfFailure, EBPF_OBJECT, KernelError, features::Probed, interfaces::InterfaceCoverage,
+    BpfFailure, EBPF_OBJECT, KernelError, bpf_sys,
+    features::Probed,
+    interfaces::InterfaceCoverage,
+    pins::{MAPS, PinDir},
     policy::Policy,
 };
 
@@ -72,7 +79,7 @@ impl ProgramStatus {
 }
 
 enum Hook {
-    Skb(CgroupSkbAttachType),
+    Skb,
     SockAddr,
 }
 
@@ -80,103 +87,153 @@ struct ProgramSpec {
     name: &'static str,
     kind: &'static str,
     hook: Hook,
+    attach_type: u32,
 }
-
-/// Flags 0 for bpf_link_create, which the kernel turns into multi mode.
-const ATTACH_MODE: CgroupAttachMode = CgroupAttachMode::Single;
 
 const PROGRAMS: [ProgramSpec; 8] = [
     ProgramSpec {
         name: "pw_dns_egress",
         kind: "cgroup_skb/egress",
-        hook: Hook::Skb(CgroupSkbAttachType::Egress),
+        hook: Hook::Skb,
+        attach_type: bpf_sys::BPF_CGROUP_INET_EGRESS,
     },
     ProgramSpec {
         name: "pw_dns_ingress",
         kind: "cgroup_skb/ingress",
-        hook: Hook::Skb(CgroupSkbAttachType::Ingress),
+        hook: Hook::Skb,
+        attach_type: bpf_sys::BPF_CGROUP_INET_INGRESS,
     },
     ProgramSpec {
         name: "pw_connect4",
         kind: "cgroup/connect4",
         hook: Hook::SockAddr,
+        attach_type: bpf_sys::BPF_CGROUP_INET4_CONNECT,
     },
     ProgramSpec {
         name: "pw_connect6",
         kind: "cgroup/connect6",
         hook: Hook::SockAddr,
+        attach_type: bpf_sys::BPF_CGROUP_INET6_CONNECT,
     },
     // Which process owns each DNS socket (monitor-ebpf/src/programs/dns_owner.rs).
     ProgramSpec {
         name: "pw_dns_sendmsg4",
         kind: "cgroup/sendmsg4",
         hook: Hook::SockAddr,
+        attach_type: bpf_sys::BPF_CGROUP_UDP4_SENDMSG,
     },
     ProgramSpec {
         name: "pw_dns_sendmsg6",
         kind: "cgroup/sendmsg6",
         hook: Hook::SockAddr,
+        attach_type: bpf_sys::BPF_CGROUP_UDP6_SENDMSG,
     },
     ProgramSpec {
         name: "pw_dns_connect4",
         kind: "cgroup/connect4",
         hook: Hook::SockAddr,
+        attach_type: bpf_sys::BPF_CGROUP_INET4_CONNECT,
     },
     ProgramSpec {
         name: "pw_dns_connect6",
         kind: "cgroup/connect6",
         hook: Hook::SockAddr,
+        attach_type: bpf_sys::BPF_CGROUP_INET6_CONNECT,
     },
 ];
 
+/// How the programs attach.
+#[derive(Debug, Clone, Default)]
+pub struct AttachOptions {
+    /// Pin links and maps there (`[kernel] pin_path`), adopting what a
+    /// compatible earlier run left; `None`: everything dies with the process.
+    pub pins: Option<PinDir>,
+    /// `[kernel] on_crash = "keep-enforcing"`.
+    pub keep_enforcing: bool,
+}
+
 /// The loaded object with its programs attached to the cgroup v2 root.
 ///
-/// Attachments are bpf_links owned by this process: dropping `Probes`
-/// detaches everything, and so does the kernel if the process dies, so a
-/// crash never leaves programs behind — nor enforcement: once the daemon is
-/// gone, no connect is refused (fail-open, on purpose; see the README).
+/// Attachments are bpf_links. Without pins they die with the process, and
+/// enforcement with them. With pins (the daemon's way) they outlive it: the
+/// hooks keep capturing into the pinned ring buffer, the connect hooks fail
+/// open once the heartbeat in `DAEMON` is older than its grace period
+/// (unless `keep_enforcing`), and the next daemon adopts them; a clean stop
+/// removes the pins ([`Probes::unpin_all`]) before dropping this.
 pub struct Probes {
     /// Shared with the interface hooks, which attach with legacy tc through
     /// it and hold it weakly: dropping `Probes` still drops the object.
     ebpf: Arc<Mutex<Ebpf>>,
     programs: Vec<ProgramStatus>,
     features: Probed,
+    /// The cgroup links; closing them detaches unless they are pinned.
+    links: Vec<OwnedFd>,
+    pins: Option<PinDir>,
+    /// `DAEMON` as this load found it (an earlier run's, when adopted).
+    previous: DaemonState,
+}
+
+/// What `DAEMON` held when the object was loaded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DaemonState {
+    /// CLOCK_MONOTONIC nanoseconds of the last heartbeat; 0 for none.
+    pub heartbeat_ns: u64,
+    /// The `EVENTS_LOST` sums already reported, per `LOSS_*` slot.
+    pub reported: [u64; LOSS_SLOTS as usize],
 }
 
 impl Probes {
-    /// Loads every program and attaches it in multi mode (beside systemd's,
-    /// Cilium's or Tetragon's programs on the same cgroup), after the
-    /// watched ports are in place so the first connect is already seen.
-    ///
-    /// Multi mode comes from the attachment being a bpf_link (kernel ≥ 5.7;
-    /// the ring buffer already needs 5.8): the kernel always attaches cgroup
-    /// links with BPF_F_ALLOW_MULTI and refuses that flag when it is passed
-    /// explicitly, hence `ATTACH_MODE`.
+    /// Loads every program and attaches it (beside systemd's, Cilium's or
+    /// Tetragon's programs on the same cgroup), after the watched ports are
+    /// in place so the first connect is already seen. Nothing is pinned:
+    /// for `pinwatch learn`.
     pub fn attach(
         cgroup_root: &Path,
         watched_ports: &BTreeSet<u16>,
     ) -> Result<Probes, KernelError> {
-        Probes::attach_with_policy(cgroup_root, &Policy::monitor(watched_ports))
+        Probes::attach_with(
+            cgroup_root,
+            &Policy::monitor(watched_ports),
+            &AttachOptions::default(),
+        )
     }
 
     /// [`Probes::attach`] with `policy` (watched ports, enforced ports and
-    /// their pinned sets) in the maps before the first program runs.
-    pub fn attach_with_policy(cgroup_root: &Path, policy: &Policy) -> Result<Probes, KernelError> {
+    /// their pinned sets) in the maps before the first program runs, and
+    /// pins as `options` say. A link pinned by an earlier run is switched to
+    /// the new program in one step (BPF_LINK_UPDATE); others are created.
+    pub fn attach_with(
+        cgroup_root: &Path,
+        policy: &Policy,
+        options: &AttachOptions,
+    ) -> Result<Probes, KernelError> {
         if EBPF_OBJECT.is_empty() {
             return Err(KernelError::NoObject);
         }
         raise_memlock_limit();
         let features = Probed::run();
-        let ebpf = EbpfLoader::new()
-            .override_global("PW_COARSE_CLOCK", &u32::from(features.coarse_clock), true)
-            .load(EBPF_OBJECT)
-            .map_err(KernelError::Object)?;
+        let coarse_clock = u32::from(features.coarse_clock);
+        let mut loader = EbpfLoader::new();
+        loader.override_global("PW_COARSE_CLOCK", &coarse_clock, true);
+        let paths: Vec<(&str, PathBuf)> = match &options.pins {
+            Some(pins) => MAPS.iter().map(|&name| (name, pins.map(name))).collect(),
+            None => Vec::new(),
+        };
+        for (name, path) in &paths {
+            loader.map_pin_path(name, path.as_path());
+        }
+        let ebpf = loader.load(EBPF_OBJECT).map_err(KernelError::Object)?;
         let mut probes = Probes {
             ebpf: Arc::new(Mutex::new(ebpf)),
             programs: Vec::new(),
             features,
+            links: Vec::new(),
+            pins: options.pins.clone(),
+            previous: DaemonState::default(),
         };
+        probes.previous = probes.read_daemon_state()?;
         probes.set_policy(policy)?;
+        probes.beat(options.keep_enforcing)?;
         let cgroup = File::open(cgroup_root).map_err(|source| KernelError::Read {
             path: cgroup_root.into(),
             source,
@@ -206,27 +263,97 @@ impl Probes {
             program: spec.name,
             kind: spec.kind,
             cgroup: cgroup_root.into(),
-            source: BpfFailure::program(error),
+            source: BpfFailure::Io(error),
         };
-        let mut ebpf = self.ebpf();
-        let program = ebpf
-            .program_mut(spec.name)
-            .ok_or_else(|| load_error(BpfFailure::Missing))?;
-        match spec.hook {
-            Hook::Skb(attach_type) => {
-                let program: &mut CgroupSkb = program.try_into().map_err(refused)?;
-                program.load().map_err(refused)?;
-                program
-                    .attach(cgroup, attach_type, ATTACH_MODE)
-                    .map_err(attach_error)?;
-            }
-            Hook::SockAddr => {
-                let program: &mut CgroupSockAddr = program.try_into().map_err(refused)?;
-                program.load().map_err(refused)?;
-                program.attach(cgroup, ATTACH_MODE).map_err(attach_error)?;
-            }
-        }
+        let program_fd = {
+            let mut ebpf = self.ebpf();
+            let program = ebpf
+                .program_mut(spec.name)
+                .ok_or_else(|| load_error(BpfFailure::Missing))?;
+            let fd = match spec.hook {
+                Hook::Skb => {
+                    let program: &mut CgroupSkb = program.try_into().map_err(refused)?;
+                    program.load().map_err(refused)?;
+                    program.fd().map_err(refused)?.as_fd().try_clone_to_owned()
+                }
+                Hook::SockAddr => {
+                    let program: &mut CgroupSockAddr = program.try_into().map_err(refused)?;
+                    program.load().map_err(refused)?;
+                    program.fd().map_err(refused)?.as_fd().try_clone_to_owned()
+                }
+            };
+            fd.map_err(attach_error)?
+        };
+        let pin = self.pins.as_ref().map(|pins| pins.link(spec.name));
+        let link = link_or_update(program_fd.as_fd(), pin.as_deref(), |program| {
+            bpf_sys::cgroup_link(program, cgroup.as_fd(), spec.attach_type)
+        })
+        .map_err(attach_error)?;
+        self.links.push(link);
         Ok(())
+    }
+
+    /// `DAEMON` as it is: an earlier run's heartbeat and reported losses
+    /// when the maps were adopted, zeros otherwise.
+    fn read_daemon_state(&self) -> Result<DaemonState, KernelError> {
+        let ebpf = self.ebpf();
+        let map = daemon_map(&ebpf)?;
+        let read = |slot: u32| map.get(&slot, 0).unwrap_or(0);
+        let mut state = DaemonState {
+            heartbeat_ns: read(DAEMON_HEARTBEAT_NS),
+            ..DaemonState::default()
+        };
+        for (slot, reported) in state.reported.iter_mut().enumerate() {
+            *reported = read(DAEMON_LOSS_REPORTED + slot as u32);
+        }
+        Ok(state)
+    }
+
+    /// Writes the first heartbeat and the `on_crash` choice, before any hook
+    /// runs: a hook that saw no heartbeat would not enforce.
+    fn beat(&self, keep_enforcing: bool) -> Result<(), KernelError> {
+        let mut ebpf = self.ebpf();
+        let map = ebpf.map_mut("DAEMON").ok_or(KernelError::Map {
+            map: "DAEMON",
+            source: BpfFailure::Missing,
+        })?;
+        let mut map: Array<&mut MapData, u64> =
+            Array::try_from(map).map_err(|e| KernelError::Map {
+                map: "DAEMON",
+                source: BpfFailure::map(e),
+            })?;
+        let flags = if keep_enforcing {
+            DAEMON_FLAG_KEEP_ENFORCING
+        } else {
+            0
+        };
+        let update_error = |e| KernelError::MapUpdate {
+            map: "DAEMON",
+            source: BpfFailure::map(e),
+        };
+        map.set(DAEMON_FLAGS, flags, 0).map_err(update_error)?;
+        map.set(DAEMON_HEARTBEAT_NS, monotonic_ns(), 0)
+            .map_err(update_error)?;
+        Ok(())
+    }
+
+    /// What `DAEMON` held at load.
+    pub fn previous(&self) -> DaemonState {
+        self.previous
+    }
+
+    /// Where the pins are, when pinned.
+    pub fn pins(&self) -> Option<&PinDir> {
+        self.pins.as_ref()
+    }
+
+    /// Removes every pin (a clean stop, or `pinwatch unload`): the links
+    /// detach once this process closes them, the maps go with the object.
+    pub fn unpin_all(&self) -> Result<(), super::pins::PinError> {
+        match &self.pins {
+            Some(pins) => pins.remove_all(),
+            None => Ok(()),
+        }
     }
 
     /// Replaces the watched ports and what is enforced on them; see
@@ -236,9 +363,7 @@ impl Probes {
     }
 
     /// Hands the ring buffer and the loss counters to the event source.
-    pub fn take_event_maps(
-        &mut self,
-    ) -> Result<(RingBuf<MapData>, PerCpuArray<MapData, u64>), KernelError> {
+    pub fn take_event_maps(&mut self) -> Result<EventMaps, KernelError> {
         let take = |ebpf: &mut Ebpf, name: &'static str| {
             ebpf.take_map(name).ok_or(KernelError::Map {
                 map: name,
@@ -256,7 +381,12 @@ impl Probes {
             map: "EVENTS_LOST",
             source: BpfFailure::map(e),
         })?;
-        Ok((ring, lost))
+        let daemon = take(&mut ebpf, "DAEMON")?;
+        let daemon = Array::try_from(daemon).map_err(|e| KernelError::Map {
+            map: "DAEMON",
+            source: BpfFailure::map(e),
+        })?;
+        Ok(EventMaps { ring, lost, daemon })
     }
 
     /// The kernel's socket-owner map, for the event source to read owners
@@ -298,6 +428,71 @@ impl Probes {
     pub fn programs(&self) -> &[ProgramStatus] {
         &self.programs
     }
+}
+
+/// The maps the event source reads and writes.
+pub struct EventMaps {
+    pub ring: RingBuf<MapData>,
+    pub lost: PerCpuArray<MapData, u64>,
+    /// Written by the source: heartbeat and reported losses.
+    pub daemon: Array<MapData, u64>,
+}
+
+fn daemon_map(ebpf: &Ebpf) -> Result<Array<&MapData, u64>, KernelError> {
+    let map = ebpf.map("DAEMON").ok_or(KernelError::Map {
+        map: "DAEMON",
+        source: BpfFailure::Missing,
+    })?;
+    Array::try_from(map).map_err(|e| KernelError::Map {
+        map: "DAEMON",
+        source: BpfFailure::map(e),
+    })
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: the clock of the kernel's stamps and of
+/// the heartbeat the hooks compare with.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the call's duration.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    u64::try_from(ts.tv_sec)
+        .unwrap_or(0)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::try_from(ts.tv_nsec).unwrap_or(0))
+}
+
+/// A link for `program` at a hook: the one pinned at `pin` switched to it
+/// in one step, or a new one (`create`), pinned there. A pin whose link
+/// the kernel will not update (another hook) is replaced, the new link
+/// attached before the old pin goes.
+pub(super) fn link_or_update(
+    program: BorrowedFd<'_>,
+    pin: Option<&Path>,
+    create: impl FnOnce(BorrowedFd<'_>) -> std::io::Result<OwnedFd>,
+) -> std::io::Result<OwnedFd> {
+    if let Some(pin) = pin
+        && let Ok(link) = bpf_sys::obj_get(pin)
+    {
+        match bpf_sys::link_update(link.as_fd(), program) {
+            Ok(()) => return Ok(link),
+            Err(error) => {
+                tracing::warn!(pin = %pin.display(), "cannot switch a pinned link to the new program ({error}); replacing it");
+            }
+        }
+    }
+    let link = create(program)?;
+    if let Some(pin) = pin {
+        match std::fs::remove_file(pin) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        bpf_sys::obj_pin(link.as_fd(), pin)?;
+    }
+    Ok(link)
 }
 
 /// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; newer ones use

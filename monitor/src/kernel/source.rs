@@ -13,15 +13,21 @@ use std::{
     time::Duration,
 };
 
-use aya::maps::{MapData, PerCpuArray, RingBuf};
-use pinwatch_common::{LOSS_CONNECT, LOSS_DB_SEGMENT, LOSS_DNS_OWNER, LOSS_DNS_PACKET};
+use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
+use pinwatch_common::{
+    DAEMON_HEARTBEAT_NS, DAEMON_LOSS_REPORTED, LOSS_CONNECT, LOSS_DB_SEGMENT, LOSS_DNS_OWNER,
+    LOSS_DNS_PACKET, LOSS_SLOTS,
+};
 use tokio::{io::unix::AsyncFd, sync::mpsc};
 
-use super::owners::OwnerRefresh;
+use super::{
+    owners::OwnerRefresh,
+    probes::{EventMaps, monotonic_ns},
+};
 use crate::{
     clock::TimeBase,
     decode::{self, Clock, Record},
-    event::{Event, LossEvent, LossOrigin},
+    event::{Event, LossEvent, LossOrigin, RestartEvent},
     reassembly::Assembler,
 };
 
@@ -68,6 +74,25 @@ pub enum SourceError {
     Poll(#[source] std::io::Error),
     #[error("cannot read the loss counters: {0}")]
     LossCounters(#[source] aya::maps::MapError),
+    #[error("cannot write the heartbeat to the kernel's DAEMON map: {0}")]
+    Heartbeat(#[source] aya::maps::MapError),
+}
+
+/// What a daemon found when it adopted the maps an earlier run pinned.
+#[derive(Debug, Clone, Copy)]
+pub struct Adoption {
+    /// When this daemon took over.
+    pub at: std::time::SystemTime,
+    /// The earlier run's last heartbeat: when the gap began.
+    pub last_heartbeat: Option<std::time::SystemTime>,
+    /// The loss sums the earlier run had reported, per `LOSS_*` slot.
+    pub reported: [u64; LOSS_SLOTS as usize],
+}
+
+/// An adoption whose backlog is being read.
+struct Catching {
+    adoption: Adoption,
+    records: u64,
 }
 
 #[derive(PartialEq, Eq)]
@@ -80,6 +105,10 @@ enum Wake {
 pub struct KernelSource {
     ring: AsyncFd<RingBuf<MapData>>,
     lost: PerCpuArray<MapData, u64>,
+    /// Heartbeat and reported losses, for the hooks and the next daemon.
+    daemon: Array<MapData, u64>,
+    /// Set until the backlog an adoption found is read.
+    catching: Option<Catching>,
     lost_seen: [u64; pinwatch_common::LOSS_SLOTS as usize],
     /// The daemon's time base: the kernel's stamps and this side's ticks
     /// (loss reports, reassembly expiry) on one clock.
@@ -96,11 +125,11 @@ pub struct KernelSource {
 
 impl KernelSource {
     pub fn new(
-        ring: RingBuf<MapData>,
-        lost: PerCpuArray<MapData, u64>,
+        maps: EventMaps,
         time: Arc<TimeBase>,
         stats: Arc<SourceStats>,
     ) -> Result<KernelSource, SourceError> {
+        let EventMaps { ring, lost, daemon } = maps;
         // SAFETY: the ring buffer owns its map fd for as long as it lives, and
         // the AsyncFd owns the ring buffer: the fd stays open and the same.
         let ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
@@ -108,6 +137,8 @@ impl KernelSource {
         Ok(KernelSource {
             ring,
             lost,
+            daemon,
+            catching: None,
             lost_seen: [0; pinwatch_common::LOSS_SLOTS as usize],
             clock: time.kernel_clock(),
             time,
@@ -125,6 +156,17 @@ impl KernelSource {
         map: aya::maps::HashMap<MapData, u64, pinwatch_common::DnsOwnerEvent>,
     ) -> KernelSource {
         self.owners = Some(OwnerRefresh::new(map));
+        self
+    }
+
+    /// Reads the backlog an earlier run left first, and once it is read
+    /// reports the gap (`Event::Restarted`) and what the kernel lost in it.
+    pub fn adopting(mut self, adoption: Adoption) -> KernelSource {
+        self.lost_seen = adoption.reported;
+        self.catching = Some(Catching {
+            adoption,
+            records: 0,
+        });
         self
     }
 
@@ -161,7 +203,11 @@ impl KernelSource {
             };
             let (mut batch, more) = self.drain();
             backlog = more;
+            if !more && let Some(catching) = self.catching.take() {
+                batch.extend(self.caught_up(&catching)?);
+            }
             if wake != Wake::Events {
+                self.beat()?;
                 batch.extend(self.losses()?);
                 batch.extend(self.reassembly_tick());
             }
@@ -210,6 +256,9 @@ impl KernelSource {
         {
             records += 1;
             self.stats.records.fetch_add(1, Ordering::Relaxed);
+            if let Some(catching) = &mut self.catching {
+                catching.records += 1;
+            }
             match decode::decode_record(&item, &self.clock) {
                 // Named by their thread: the daemon's detector thread names
                 // the process, off this runtime (`daemon::process_names`).
@@ -254,6 +303,36 @@ impl KernelSource {
         }
         self.stats.drains.fetch_add(1, Ordering::Relaxed);
         (batch, records == MAX_BATCH_RECORDS)
+    }
+
+    /// The gap report, once the backlog is read: with the loss events of
+    /// the gap, from the same reading of the counters.
+    fn caught_up(&mut self, catching: &Catching) -> Result<Vec<Event>, SourceError> {
+        let losses = self.losses()?;
+        let lost = self
+            .lost_seen
+            .iter()
+            .zip(catching.adoption.reported)
+            .map(|(seen, before)| seen.saturating_sub(before))
+            .sum();
+        let adoption = catching.adoption;
+        let mut events = vec![Event::Restarted(RestartEvent {
+            timestamp: adoption.at,
+            gap: adoption
+                .last_heartbeat
+                .and_then(|beat| adoption.at.duration_since(beat).ok()),
+            backlog_records: catching.records,
+            lost,
+        })];
+        events.extend(losses);
+        Ok(events)
+    }
+
+    /// Tells the connect hooks (and the next daemon) this one is alive.
+    fn beat(&mut self) -> Result<(), SourceError> {
+        self.daemon
+            .set(DAEMON_HEARTBEAT_NS, monotonic_ns(), 0)
+            .map_err(SourceError::Heartbeat)
     }
 
     /// Reports fragmented datagrams that will not complete, and publishes
@@ -318,7 +397,9 @@ impl KernelSource {
                 .iter()
                 .sum();
             reported.store(total, Ordering::Relaxed);
-            let seen = &mut self.lost_seen[slot as usize];
+            let Some(seen) = self.lost_seen.get_mut(slot as usize) else {
+                continue;
+            };
             if total > *seen {
                 events.push(Event::Loss(LossEvent {
                     timestamp: now,
@@ -326,6 +407,11 @@ impl KernelSource {
                     count: total - *seen,
                 }));
                 *seen = total;
+                // Kept in the kernel, so that a daemon adopting these maps
+                // reports only what was lost after this.
+                self.daemon
+                    .set(DAEMON_LOSS_REPORTED + slot, total, 0)
+                    .map_err(SourceError::Heartbeat)?;
             }
         }
         let undecodable = self.stats.undecodable.load(Ordering::Relaxed);

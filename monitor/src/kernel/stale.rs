@@ -1,13 +1,14 @@
 //! pinwatch programs already attached to the cgroup v2 root when the
 //! daemon starts.
 //!
-//! pinwatch's own attachments are links held by its process, gone when it
-//! dies. Programs named like pinwatch's found on the root can only be:
+//! pinwatch's own attachments are links pinned under `[kernel] pin_path`
+//! (`kernel::pins`), which the next daemon adopts: they are never stale.
+//! Other programs named like pinwatch's found on the root can only be:
 //! another running pinwatch (a live process holds them: starting a second
 //! daemon would double every alert, so the start is refused), or orphans
-//! that nothing runs for — a link someone pinned in bpffs, or a program
-//! attached without a link by an older version — which still cost every
-//! packet and connect, and are detached and reported.
+//! that nothing runs for — a link someone pinned elsewhere in bpffs, or a
+//! program attached without a link by an older version — which still cost
+//! every packet and connect, and are detached and reported.
 use std::{
     collections::BTreeSet,
     fs::File,
@@ -16,7 +17,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use super::bpf_sys::{self, CgroupLink};
+use super::{
+    bpf_sys::{self, CgroupLink},
+    pins::PinnedIds,
+};
 
 /// The programs pinwatch attaches, with their hook.
 const HOOKS: [(&str, u32, &str); 8] = [
@@ -133,8 +137,9 @@ impl StaleError {
 }
 
 /// Finds pinwatch programs on the cgroup root; refuses when a live process
-/// holds them, detaches them when none does.
-pub fn remove_stale(cgroup_root: &Path) -> Result<StaleCheck, StaleError> {
+/// holds them, detaches them when none does, except those attached by the
+/// links pinned in this daemon's pin path (`adopted`), which it takes over.
+pub fn remove_stale(cgroup_root: &Path, adopted: &PinnedIds) -> Result<StaleCheck, StaleError> {
     let query_error = |source| StaleError::Query {
         cgroup: cgroup_root.into(),
         source,
@@ -164,14 +169,33 @@ pub fn remove_stale(cgroup_root: &Path) -> Result<StaleCheck, StaleError> {
             cgroup: cgroup_root.into(),
         });
     }
-    for program in &found {
+    let stale: Vec<StaleProgram> = found
+        .into_iter()
+        .filter(|p| !p.link_id.is_some_and(|link| adopted.links.contains(&link)))
+        .collect();
+    if stale.is_empty() {
+        return Ok(StaleCheck::Clean);
+    }
+    for program in &stale {
         detach(&cgroup, program).map_err(|source| StaleError::Detach {
             program: program.to_string(),
             cgroup: cgroup_root.into(),
             source,
         })?;
     }
-    Ok(StaleCheck::Removed(found))
+    Ok(StaleCheck::Removed(stale))
+}
+
+/// The pinwatch process that holds programs on the cgroup root, other than
+/// this one: its pid and name.
+pub fn running_daemon(cgroup_root: &Path) -> Result<Option<(u32, String)>, StaleError> {
+    let cgroup = File::open(cgroup_root).map_err(|source| StaleError::Query {
+        cgroup: cgroup_root.into(),
+        source,
+    })?;
+    let found = attached(&cgroup, cgroup_root)?;
+    let ids: BTreeSet<u32> = found.iter().map(|p| p.program_id).collect();
+    Ok(if ids.is_empty() { None } else { holder(&ids) })
 }
 
 /// pinwatch's programs attached directly to the root, with their links.

@@ -28,9 +28,9 @@ pub async fn watch(
     let cgroup_root = kernel::find_cgroup2_root()?;
     // No watched ports: learning needs DNS only, and must never enforce.
     let mut probes = Probes::attach(&cgroup_root, &BTreeSet::new())?;
-    let (ring, lost) = probes.take_event_maps()?;
+    let maps = probes.take_event_maps()?;
     let stats = Arc::new(SourceStats::default());
-    let source = KernelSource::new(ring, lost, Arc::new(TimeBase::host()), stats)?;
+    let source = KernelSource::new(maps, Arc::new(TimeBase::host()), stats)?;
     on_ready();
 
     let mut learner = Learner::new(plan);

@@ -142,6 +142,20 @@ fn refuses_bad_mode() {
 }
 
 #[test]
+fn refuses_bad_on_crash_and_relative_pin_path() {
+    assert_refused(
+        &format!("{DB}[kernel]\non_crash = \"fail-closed\"\n"),
+        "kernel.on_crash",
+        r#""fail-closed" is not one of "fail-open" or "keep-enforcing""#,
+    );
+    assert_refused(
+        &format!("{DB}[kernel]\npin_path = \"bpf/pinwatch\"\n"),
+        "kernel.pin_path",
+        "",
+    );
+}
+
+#[test]
 fn refuses_bad_sink() {
     assert_refused(
         &format!("{DB}[alerts]\nsink = \"syslog\"\n"),
