@@ -41,6 +41,10 @@ pub const DNS_FLAG_INTERFACE: u32 = 1 << 2;
 /// The record's data starts with a 14-byte Ethernet header (tc records);
 /// the IP packet follows it.
 pub const DNS_FLAG_ETHERNET: u32 = 1 << 3;
+/// Only the IP, UDP and DNS headers were copied, on purpose: a UDP response
+/// leaving a socket on this host, whose records the detector does not read
+/// there (it judges the response where it is delivered).
+pub const DNS_FLAG_HEAD: u32 = 1 << 4;
 /// Ethernet header length in records flagged [`DNS_FLAG_ETHERNET`].
 pub const ETHERNET_HEADER_LEN: usize = 14;
 

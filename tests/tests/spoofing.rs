@@ -174,14 +174,32 @@ fn reply_nobody_asked_for_is_unsolicited_in_the_host_namespace() {
 #[test]
 fn correct_answer_from_an_untrusted_resolver() {
     require_root();
+    let alerts = untrusted_answer(DnsRecords::new().host(DB_HOST, GENUINE), DB_HOST);
+    let alert = alerts
+        .iter()
+        .find(|a| action(a) == "dns-untrusted-resolver")
+        .expect("found by untrusted_answer");
+    assert_ecs_base(alert, "dns-untrusted-resolver");
+    assert!(
+        alerts.iter().all(|a| action(a) != "dns-answer-diverged"),
+        "the answer itself was inside the pinned set:\n{}",
+        lines(&alerts)
+    );
+}
+
+/// Asks the lab's resolver, which the daemon does not trust, for
+/// `question` (answered `GENUINE`, inside the pinned set) with dig; returns
+/// the alerts once `dns-untrusted-resolver` naming the resolver, the
+/// database and dig is among them.
+fn untrusted_answer(records: DnsRecords, question: &str) -> Vec<Value> {
     let lab = Lab::new();
-    let _dnsmasq = Dnsmasq::start(&lab, &DnsRecords::new().host(DB_HOST, GENUINE));
+    let _dnsmasq = Dnsmasq::start(&lab, &records);
     let daemon = Daemon::start(&DaemonConfig {
         databases: vec![orders()],
         // Not the lab's resolver.
         trusted_resolvers: vec!["192.0.2.53".parse().unwrap()],
     });
-    let answer = dig(&lab.client, DNS_V4, DB_HOST, "A");
+    let answer = dig(&lab.client, DNS_V4, question, "A");
     assert_eq!(
         answer.addresses(),
         [IpAddr::from(GENUINE)],
@@ -194,15 +212,10 @@ fn correct_answer_from_an_untrusted_resolver() {
         .iter()
         .find(|a| action(a) == "dns-untrusted-resolver")
         .unwrap_or_else(|| panic!("no dns-untrusted-resolver:\n{}", lines(&log.read())));
-    assert_ecs_base(alert, "dns-untrusted-resolver");
     assert_eq!(str_field(alert, "pinwatch.database"), "orders");
     assert_eq!(ip_field(alert, "source.ip"), IpAddr::from(DNS_V4));
     assert_eq!(str_field(alert, "process.name"), "dig");
-    assert!(
-        alerts.iter().all(|a| action(a) != "dns-answer-diverged"),
-        "the answer itself was inside the pinned set:\n{}",
-        lines(&alerts)
-    );
+    alerts
 }
 
 /// Lab with a resolver whose records are `records`, a local stub in the
@@ -458,4 +471,88 @@ fn genuine_answer_after_the_client_took_a_forged_one_conflicts() {
     );
     assert_eq!(str_field(conflict, "dns.id"), "555");
     drop(daemon);
+}
+
+/// Questions no database configures, whose answers the kernel keeps small
+/// on the way out of a resolver: they still reach the rules that judge any
+/// name.
+const UNWATCHED: &str = "www.unwatched.lab.test";
+
+/// A client asks the silent resolver for [`UNWATCHED`] with id `asked`;
+/// `answers` (address, id) arrive from it, in order. The alerts once
+/// everything before the sentinel is judged, and the client.
+fn unwatched_answers(asked: u16, answers: &[(Ipv4Addr, u16)]) -> (Vec<Value>, UdpDnsClient) {
+    let fx = Fixture::start(DnsRecords::new(), vec![orders()]);
+    fx.lab.add_peer_address(SILENT.into());
+    let mut client = UdpDnsClient::start(Some(&fx.lab.client), CLIENT_V4.into());
+    client.query(SILENT.into(), UNWATCHED, asked);
+    let replies: Vec<Forged> = answers
+        .iter()
+        .map(|&(answer, id)| Forged {
+            from: SocketAddr::new(SILENT.into(), 53),
+            to: client.addr,
+            name: UNWATCHED.into(),
+            answer,
+            ids: vec![id],
+        })
+        .collect();
+    spoof(Some(&fx.lab.dns), &replies);
+    (without_sentinel(&fx.sentinel()), client)
+}
+
+#[test]
+fn unwatched_name_answered_twice_differently_conflicts() {
+    require_root();
+    let answers = [(Ipv4Addr::new(198, 51, 100, 7), 4343), (FORGED, 4343)];
+    let (alerts, client) = unwatched_answers(4343, &answers);
+    let conflicts: Vec<&Value> = alerts
+        .iter()
+        .filter(|a| action(a) == "dns-conflicting-responses")
+        .collect();
+    assert_eq!(
+        conflicts.len(),
+        1,
+        "one conflict for the second, different answer:\n{}",
+        lines(&alerts)
+    );
+    let conflict = conflicts[0];
+    assert_ecs_base(conflict, "dns-conflicting-responses");
+    assert_eq!(str_field(conflict, "dns.id"), "4343");
+    assert_eq!(pid_of(conflict), Some(u64::from(client.pid)), "{conflict}");
+    assert!(
+        str_field(conflict, "message").contains(UNWATCHED),
+        "{conflict}"
+    );
+}
+
+#[test]
+fn unwatched_name_with_a_wrong_id_is_a_mismatch_not_a_match() {
+    require_root();
+    // The right question from the right resolver, every id but the one
+    // asked: none of them matches the query.
+    let answers: Vec<(Ipv4Addr, u16)> = (101..=140).map(|id| (FORGED, id)).collect();
+    let (alerts, client) = unwatched_answers(100, &answers);
+    let bursts: Vec<&Value> = alerts
+        .iter()
+        .filter(|a| action(a) == "dns-txid-mismatch-burst")
+        .collect();
+    assert_eq!(bursts.len(), 1, "{}", lines(&alerts));
+    assert_eq!(pid_of(bursts[0]), Some(u64::from(client.pid)));
+    assert!(
+        alerts
+            .iter()
+            .all(|a| action(a) != "dns-conflicting-responses"),
+        "no reply matched, so none conflicts:\n{}",
+        lines(&alerts)
+    );
+}
+
+#[test]
+fn unwatched_alias_of_a_configured_name_from_an_untrusted_resolver() {
+    require_root();
+    // The question names no database; its CNAME leads to one.
+    let records = DnsRecords::new()
+        .host(DB_HOST, GENUINE)
+        .cname(UNWATCHED, DB_HOST);
+    untrusted_answer(records, UNWATCHED);
 }

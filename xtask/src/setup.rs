@@ -93,6 +93,12 @@ fn install_packages() -> anyhow::Result<()> {
         );
     }
     shell::run("apt-get", &["update", "-qq"])?;
+    apt_install(&[], &missing)
+}
+
+/// `apt-get install` of `packages`, unattended, without recommends;
+/// `options` go before them (another sources list, a target release).
+pub fn apt_install(options: &[&str], packages: &[&str]) -> anyhow::Result<()> {
     let mut args = vec![
         "DEBIAN_FRONTEND=noninteractive",
         "apt-get",
@@ -101,7 +107,8 @@ fn install_packages() -> anyhow::Result<()> {
         "-qq",
         "--no-install-recommends",
     ];
-    args.extend(&missing);
+    args.extend(options);
+    args.extend(packages);
     shell::run("env", &args)
 }
 

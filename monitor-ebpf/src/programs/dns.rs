@@ -7,8 +7,8 @@ use aya_ebpf::{
     programs::{SkBuffContext, TcContext},
 };
 use pinwatch_common::{
-    DNS_CAPTURE_CLASSES, DNS_FLAG_EGRESS, DNS_FLAG_TRUNCATED, DNS_PORT, DnsPacketEvent,
-    DnsPacketHeader, EVENT_KIND_DNS_PACKET, LOSS_DNS_PACKET,
+    DNS_CAPTURE_CLASSES, DNS_FLAG_EGRESS, DNS_FLAG_HEAD, DNS_FLAG_TRUNCATED, DNS_PORT,
+    DnsPacketEvent, DnsPacketHeader, EVENT_KIND_DNS_PACKET, LOSS_DNS_PACKET,
 };
 
 use super::{
@@ -23,6 +23,8 @@ pub(crate) const ETH_P_IPV6: u32 = 0x86DD;
 pub(crate) const IPPROTO_TCP: u8 = 6;
 pub(crate) const IPPROTO_UDP: u8 = 17;
 const IPV6_HEADER_LEN: u32 = 40;
+const UDP_HEADER_LEN: u32 = 8;
+const DNS_HEADER_LEN: u32 = 12;
 const IPPROTO_HOPOPTS: u8 = 0;
 const IPPROTO_ROUTING: u8 = 43;
 const IPPROTO_FRAGMENT: u8 = 44;
@@ -39,6 +41,7 @@ const TC_ACT_UNSPEC: i32 = -1;
 pub fn pw_dns_egress(ctx: SkBuffContext) -> i32 {
     match classify(ctx.skb.skb, true) {
         Class::Dns => capture(ctx.skb.skb, DNS_FLAG_EGRESS),
+        Class::DnsHead(head_len) => capture_head(ctx.skb.skb, head_len),
         Class::DbSegment => db::capture_segment(ctx.skb.skb, true),
         Class::Other => {}
     }
@@ -49,6 +52,8 @@ pub fn pw_dns_egress(ctx: SkBuffContext) -> i32 {
 pub fn pw_dns_ingress(ctx: SkBuffContext) -> i32 {
     match classify(ctx.skb.skb, false) {
         Class::Dns => capture(ctx.skb.skb, 0),
+        // Only egress classifies a packet as a head.
+        Class::DnsHead(_) => capture(ctx.skb.skb, 0),
         Class::DbSegment => db::capture_segment(ctx.skb.skb, false),
         Class::Other => {}
     }
@@ -68,6 +73,10 @@ pub fn pw_dns_iface(ctx: TcContext) -> i32 {
 enum Class {
     /// UDP or TCP from or to port 53, with payload.
     Dns,
+    /// A UDP DNS response leaving a socket on this host (a local server's
+    /// answer): the detector uses only its addresses and DNS header, so
+    /// only the first `.0` bytes (IP, UDP and DNS headers) are copied.
+    DnsHead(u32),
     /// TCP with payload on a connection to a watched database port, seen on
     /// the client's side (egress to the port, ingress from it).
     DbSegment,
@@ -262,6 +271,17 @@ fn classify_transport(
         if !egress && dst == DNS_PORT && is_udp_query(skb, l4_offset) {
             return Class::Other;
         }
+        // A response leaving a local server is judged again where it is
+        // delivered; here only its id and addresses feed the stub path, so
+        // its records are not copied (most of a resolver's DNS bytes).
+        let head_len = l4_offset + UDP_HEADER_LEN + DNS_HEADER_LEN;
+        if egress
+            && src == DNS_PORT
+            && head_len <= CLASSES[0] as u32
+            && !is_udp_query(skb, l4_offset)
+        {
+            return Class::DnsHead(head_len);
+        }
         return Class::Dns;
     }
     if l4_proto != IPPROTO_TCP {
@@ -345,6 +365,29 @@ pub(crate) fn capture(skb: *mut __sk_buff, flags: u32) {
             CLASSES[2] as u32,
         );
     }
+}
+
+/// Records the first `head_len` (at most `CLASSES[0]`) bytes of a local
+/// server's response leaving, flagged [`DNS_FLAG_HEAD`]: cut on purpose, not
+/// by the capture's size.
+#[inline(always)]
+fn capture_head(skb: *mut __sk_buff, head_len: u32) {
+    // SAFETY: the skb pointer is the program's context, valid for its run.
+    let packet_len = unsafe { (*skb).len };
+    if packet_len == 0 {
+        return;
+    }
+    let captured_len = if packet_len < head_len {
+        packet_len
+    } else {
+        head_len
+    };
+    capture_into::<{ CLASSES[0] }>(
+        skb,
+        DNS_FLAG_EGRESS | DNS_FLAG_HEAD,
+        packet_len,
+        captured_len,
+    );
 }
 
 /// Reserves a record with an `N`-byte data area and copies the first

@@ -4,13 +4,23 @@
 //! fault noted.
 use super::{
     DecodeError,
-    message::{Parsed, read_message},
+    message::{Parsed, Reading, read_message, read_message_seen},
 };
 
 /// Reads the single message of a UDP payload; `truncated`: the capture
 /// ended before the datagram did.
 pub fn udp_message(payload: &[u8], truncated: bool) -> Result<Parsed, DecodeError> {
-    read_message(payload, truncated).ok_or_else(|| short_header(payload.len(), truncated, "UDP"))
+    udp_message_seen(payload, truncated, Reading::Received)
+}
+
+/// [`udp_message`] for a datagram seen as `reading` says.
+pub(super) fn udp_message_seen(
+    payload: &[u8],
+    truncated: bool,
+    reading: Reading,
+) -> Result<Parsed, DecodeError> {
+    read_message_seen(payload, truncated, reading)
+        .ok_or_else(|| short_header(payload.len(), truncated, "UDP"))
 }
 
 /// Reads every complete length-prefixed message in one TCP segment.

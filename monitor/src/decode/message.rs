@@ -17,11 +17,16 @@
 //!
 //! The first fault is kept ([`Malformed`]) so the detector can say that the
 //! message did not parse whole.
+//!
+//! Read lazily: the detector judges only responses by their records. A
+//! query is read to its questions; a response a socket on this host sends
+//! ([`Reading::Sent`]) to its header, since it is judged where it is
+//! delivered and, as it leaves, only its id feeds the stub path.
 use std::fmt::Write as _;
 
 use hickory_proto::{
     ProtoError,
-    op::{Edns, Header, Message, Query},
+    op::{Edns, Header, Message, MessageType, Query},
     rr::{Name, RData, Record},
     serialize::binary::{BinDecodable, BinDecoder},
 };
@@ -38,11 +43,34 @@ pub struct Parsed {
     pub malformed: Option<Malformed>,
 }
 
+/// Where the message was seen, for how much of it is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reading {
+    /// Leaving a socket on this host.
+    Sent,
+    /// Delivered to a socket, seen at an interface, or in a capture.
+    Received,
+}
+
 /// Reads `bytes` as one DNS message; `cut` says the capture ended before
 /// the message did. `None` when not even the 12-byte header is there.
 pub fn read_message(bytes: &[u8], cut: bool) -> Option<Parsed> {
+    read_message_seen(bytes, cut, Reading::Received)
+}
+
+/// [`read_message`], reading no further than the detector looks for a
+/// message seen as `reading` says.
+pub fn read_message_seen(bytes: &[u8], cut: bool, reading: Reading) -> Option<Parsed> {
     let mut decoder = BinDecoder::new(bytes);
     let header = Header::read(&mut decoder).ok()?;
+    if header.message_type() == MessageType::Response && reading == Reading::Sent {
+        let mut message = Message::new();
+        message.set_header(header);
+        return Some(Parsed {
+            message,
+            malformed: None,
+        });
+    }
     let mut reader = Reader {
         decoder,
         message: Message::new(),
@@ -86,6 +114,9 @@ impl Reader<'_> {
                     return;
                 }
             }
+        }
+        if header.message_type() == MessageType::Query {
+            return;
         }
         let sections = [
             (Section::Answer, header.answer_count()),

@@ -15,7 +15,7 @@ use etherparse::{
 };
 use pinwatch_common::DNS_PORT;
 
-use super::{DecodeError, DnsPacket, dns};
+use super::{DecodeError, DnsPacket, dns, message::Reading};
 use crate::event::{Direction, DnsEvent, Transport};
 
 /// What the capture knows about a packet besides its bytes.
@@ -107,7 +107,13 @@ pub fn parse_ip_dns(ip_packet: &[u8], meta: PacketMeta) -> Result<Vec<DnsEvent>,
         });
     }
     let messages = match transport {
-        Transport::Udp => vec![dns::udp_message(dns_bytes, truncated)?],
+        Transport::Udp => {
+            let reading = match meta.direction {
+                Direction::Egress => Reading::Sent,
+                Direction::Ingress => Reading::Received,
+            };
+            vec![dns::udp_message_seen(dns_bytes, truncated, reading)?]
+        }
         Transport::Tcp => dns::tcp_messages(dns_bytes, truncated)?,
     };
     let source = SocketAddr::new(source_ip, source_port);

@@ -351,3 +351,53 @@ fn malformed_headers_and_garbage() {
         "{err}"
     );
 }
+
+/// A response leaving a socket on this host is read to its header: the
+/// detector judges it where it is delivered, and as it leaves only its id
+/// and addresses feed the stub path. The kernel copies just that much
+/// (`DNS_FLAG_HEAD`), so the cut must not read as a fault.
+#[test]
+fn response_sent_from_this_host_is_read_to_its_header() {
+    let payload = a_response(0x2323, NAME, &[[10, 9, 8, 7]]).to_vec().unwrap();
+    let packet = udp4(RESOLVER, CLIENT, (53, 40000), &payload);
+    let head = &packet[..20 + 8 + 12];
+    for (bytes, cut) in [(&packet[..], false), (head, true)] {
+        let events = parse_ip_dns(bytes, meta(Direction::Egress, cut)).unwrap();
+        let [event] = events.as_slice() else {
+            panic!("{events:?}")
+        };
+        assert_eq!(event.message.id(), 0x2323);
+        assert_eq!(event.message.message_type(), MessageType::Response);
+        assert_eq!(
+            (event.source, event.destination),
+            (addr(RESOLVER, 53), addr(CLIENT, 40000))
+        );
+        assert!(event.message.answers().is_empty());
+        assert!(event.malformed.is_none(), "{:?}", event.malformed);
+    }
+    // The same response delivered is read whole.
+    let events = parse_ip_dns(&packet, meta(Direction::Ingress, false)).unwrap();
+    assert_eq!(answers_v4(&events[0]), [Ipv4Addr::new(10, 9, 8, 7)]);
+}
+
+/// A query is read to its questions (the detector keys and compares
+/// queries by id and question only), whichever way it goes.
+#[test]
+fn query_is_read_to_its_questions() {
+    let mut message = query(0x4545, NAME);
+    message.add_additional(hickory_proto::rr::Record::from_rdata(
+        hickory_proto::rr::Name::from_ascii(NAME).unwrap(),
+        60,
+        RData::A(hickory_proto::rr::rdata::A::new(10, 1, 1, 1)),
+    ));
+    let payload = message.to_vec().unwrap();
+    for direction in [Direction::Egress, Direction::Ingress] {
+        let packet = udp4(CLIENT, RESOLVER, (40000, 53), &payload);
+        let events = parse_ip_dns(&packet, meta(direction, false)).unwrap();
+        let event = &events[0];
+        assert_eq!(event.message.queries().len(), 1);
+        assert_eq!(event.message.query().unwrap().name().to_ascii(), NAME);
+        assert!(event.message.additionals().is_empty());
+        assert!(event.malformed.is_none());
+    }
+}

@@ -17,7 +17,7 @@ use std::{
 
 use pinwatch_common::{
     CONNECT_ACTION_ALLOWED, CONNECT_ACTION_BLOCKED, ConnectEvent as RawConnect, DB_SEGMENT_BYTES,
-    DNS_CAPTURE_CLASSES, DNS_FLAG_EGRESS, DNS_FLAG_ETHERNET, DNS_FLAG_INTERFACE,
+    DNS_CAPTURE_CLASSES, DNS_FLAG_EGRESS, DNS_FLAG_ETHERNET, DNS_FLAG_HEAD, DNS_FLAG_INTERFACE,
     DNS_FLAG_TRUNCATED, DnsOwnerEvent as RawDnsOwner, DnsPacketHeader as RawDnsHeader,
     ETHERNET_HEADER_LEN, EVENT_KIND_CONNECT, EVENT_KIND_DB_SEGMENT, EVENT_KIND_DNS_OWNER,
     EVENT_KIND_DNS_PACKET, OWNER_ROLE_DNS, OWNER_ROLE_DOH, OWNER_ROLE_DOT,
@@ -213,7 +213,11 @@ struct DnsFlags {
 impl TryFrom<u32> for DnsFlags {
     type Error = DecodeError;
     fn try_from(flags: u32) -> Result<Self, DecodeError> {
-        let known = DNS_FLAG_EGRESS | DNS_FLAG_TRUNCATED | DNS_FLAG_INTERFACE | DNS_FLAG_ETHERNET;
+        let known = DNS_FLAG_EGRESS
+            | DNS_FLAG_TRUNCATED
+            | DNS_FLAG_INTERFACE
+            | DNS_FLAG_ETHERNET
+            | DNS_FLAG_HEAD;
         if flags & !known != 0 {
             return Err(DecodeError::BadFlags { flags });
         }
@@ -223,7 +227,9 @@ impl TryFrom<u32> for DnsFlags {
         };
         Ok(DnsFlags {
             direction,
-            truncated: flags & DNS_FLAG_TRUNCATED != 0,
+            // A head record is cut on purpose; the message's header is all
+            // its reader needs (`message::Reading::Sent`).
+            truncated: flags & (DNS_FLAG_TRUNCATED | DNS_FLAG_HEAD) != 0,
             seen_at: match flags & DNS_FLAG_INTERFACE {
                 0 => Hook::Socket,
                 _ => Hook::Interface,

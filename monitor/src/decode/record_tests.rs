@@ -458,3 +458,31 @@ fn dns_owner_record_bad_fields() {
         })
     ));
 }
+
+/// A local server's response as the kernel records it leaving: IP, UDP and
+/// DNS headers only (`DNS_FLAG_HEAD`), in the smallest class. It decodes to
+/// its id and addresses, and the cut is no fault of the message.
+#[test]
+fn dns_head_record_of_a_response_leaving() {
+    use crate::decode::test_packets::{a_response, udp4};
+    let payload = a_response(0x5151, "db.example.com.", &[[10, 0, 0, 5]])
+        .to_vec()
+        .unwrap();
+    let packet = udp4([10, 0, 0, 53], [10, 0, 0, 2], (53, 40000), &payload);
+    let head = &packet[..20 + 8 + 12];
+    let raw = raw_dns::<SMALL>(DNS_FLAG_EGRESS | DNS_FLAG_HEAD, head, packet.len() as u32);
+    let Record::Dns(dns) = decode_both_ways(&dns_bytes(&raw)).unwrap() else {
+        panic!("not DNS")
+    };
+    assert_eq!(dns.direction, Direction::Egress);
+    assert!(dns.truncated);
+    assert_eq!(dns.ip_packet, head);
+    let events = crate::decode::dns_events(&dns).unwrap();
+    let [event] = events.as_slice() else {
+        panic!("{events:?}")
+    };
+    assert_eq!(event.message.id(), 0x5151);
+    assert_eq!(event.source.port(), 53);
+    assert_eq!(event.socket_cookie, 99);
+    assert!(event.malformed.is_none(), "{:?}", event.malformed);
+}

@@ -102,13 +102,17 @@ fn list(values: &[f64]) -> String {
         .join(", ")
 }
 
-struct Perf {
-    qps: f64,
-    sent: u64,
-    completed: u64,
+pub(super) struct Perf {
+    pub qps: f64,
+    pub sent: u64,
+    pub completed: u64,
 }
 
-fn dnsperf(netns: &Netns, queries: &std::path::Path, seconds: u32) -> anyhow::Result<Perf> {
+pub(super) fn dnsperf(
+    netns: &Netns,
+    queries: &std::path::Path,
+    seconds: u32,
+) -> anyhow::Result<Perf> {
     let out = netns
         .command("dnsperf")
         .args(["-s", "127.0.0.1", "-p", "53", "-q", "500", "-l"])
@@ -143,10 +147,10 @@ fn dnsperf(netns: &Netns, queries: &std::path::Path, seconds: u32) -> anyhow::Re
     })
 }
 
-struct Dnsmasq(Child);
+pub(super) struct Dnsmasq(Child);
 
 impl Dnsmasq {
-    fn start(netns: &Netns) -> anyhow::Result<Dnsmasq> {
+    pub(super) fn start(netns: &Netns) -> anyhow::Result<Dnsmasq> {
         let child = netns
             .command("dnsmasq")
             .args([
