@@ -2,13 +2,12 @@
 //! to the cgroup v2 root.
 use std::{
     fs,
+    os::fd::{AsFd, AsRawFd, BorrowedFd},
     path::{Path, PathBuf},
-    process::Command,
     time::Duration,
 };
 
 use aya::programs::loaded_programs;
-use serde_json::Value;
 
 /// The programs the daemon attaches.
 pub const PINWATCH_PROGRAMS: [&str; 9] = [
@@ -64,32 +63,62 @@ pub fn cgroup_root() -> PathBuf {
         .expect("a cgroup v2 mount")
 }
 
+/// The cgroup hooks pinwatch attaches to (BPF_CGROUP_INET_INGRESS, _EGRESS,
+/// INET4_CONNECT, INET6_CONNECT, UDP4_SENDMSG, UDP6_SENDMSG).
+const PINWATCH_HOOKS: [u32; 6] = [0, 1, 10, 11, 14, 15];
+
 /// (name, program id) of the pinwatch programs attached to the cgroup
-/// root, by bpftool: a view independent of the daemon's own code.
+/// root, by the test's own BPF_PROG_QUERY on each hook pinwatch uses: a view
+/// independent of the daemon's code. (Not `bpftool cgroup show`: Debian
+/// 12's bpftool queries attach types 5.10 does not know and gives up with
+/// an error there.)
 pub fn attached_pinwatch_programs(root: &Path) -> Vec<(String, u32)> {
-    let output = Command::new("bpftool")
-        .args(["-j", "cgroup", "show"])
-        .arg(root)
-        .output()
-        .expect("run bpftool (cargo xtask setup installs it)");
-    assert!(output.status.success(), "bpftool cgroup show: {output:?}");
-    // bpftool prints nothing at all when nothing is attached.
-    let text = String::from_utf8_lossy(&output.stdout);
-    let list: Vec<Value> = if text.trim().is_empty() {
-        Vec::new()
-    } else {
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("bpftool's JSON ({e}): {text}"))
-    };
-    let mut found: Vec<(String, u32)> = list
+    let cgroup = fs::File::open(root).expect("open the cgroup root");
+    let names = loaded_pinwatch_programs();
+    let mut found: Vec<(String, u32)> = PINWATCH_HOOKS
         .iter()
-        .filter_map(|p| {
-            let name = p["name"].as_str()?;
-            let id = u32::try_from(p["id"].as_u64()?).ok()?;
-            name.starts_with("pw_").then(|| (name.to_owned(), id))
+        .flat_map(|&hook| prog_query(cgroup.as_fd(), hook))
+        .filter_map(|id| {
+            names
+                .iter()
+                .find(|p| p.id == id)
+                .map(|p| (p.name.clone(), id))
         })
         .collect();
     found.sort();
     found
+}
+
+/// BPF_PROG_QUERY: the ids of the programs attached to `cgroup` itself
+/// (not inherited) at `attach_type`.
+fn prog_query(cgroup: BorrowedFd, attach_type: u32) -> Vec<u32> {
+    const BPF_PROG_QUERY: libc::c_long = 16;
+    #[repr(C, align(8))]
+    struct Attr([u8; 160]);
+    let mut ids = [0u32; 64];
+    let mut attr = Attr([0; 160]);
+    let fields = [
+        (0, cgroup.as_raw_fd() as u64, 4),
+        (4, u64::from(attach_type), 4),
+        (16, ids.as_mut_ptr() as u64, 8),
+        (24, ids.len() as u64, 4),
+    ];
+    for (offset, value, size) in fields {
+        attr.0[offset..offset + size].copy_from_slice(&value.to_ne_bytes()[..size]);
+    }
+    // SAFETY: attr is a valid buffer of the size passed; the ids buffer it
+    // points to outlives the call.
+    let ret =
+        unsafe { libc::syscall(libc::SYS_bpf, BPF_PROG_QUERY, attr.0.as_mut_ptr(), 160usize) };
+    assert!(
+        ret >= 0,
+        "BPF_PROG_QUERY of attach type {attach_type}: {}",
+        std::io::Error::last_os_error()
+    );
+    let mut count = [0u8; 4];
+    count.copy_from_slice(&attr.0[24..28]);
+    let count = (u32::from_ne_bytes(count) as usize).min(ids.len());
+    ids[..count].to_vec()
 }
 
 /// Waits (10 s at most: the kernel frees programs after an RCU grace

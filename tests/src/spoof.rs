@@ -21,12 +21,21 @@ use crate::{
 /// each, one packet per id, from a raw socket (scapy's `send`).
 const SPOOFER: &str = r#"
 import json, sys
-from scapy.all import IP, IPv6, UDP, DNS, DNSQR, DNSRR, L3RawSocket, conf, send
+# The layers used, not scapy.all: importing every layer costs half a minute
+# under the VMs' emulation (BENCHMARKS.md, kernel matrix).
+from scapy.config import conf
+from scapy.layers.inet import IP, UDP
+from scapy.layers.dns import DNS, DNSQR, DNSRR
+from scapy.sendrecv import send
+from scapy.supersocket import L3RawSocket
 # The kernel's raw IP socket: it routes like any sender, loopback included.
 conf.L3socket = L3RawSocket
 packets = []
 for r in json.loads(sys.argv[1]):
-    ip = IPv6 if ":" in r["src"] else IP
+    if ":" in r["src"]:
+        from scapy.layers.inet6 import IPv6 as ip
+    else:
+        ip = IP
     for qid in r["ids"]:
         packets.append(
             ip(src=r["src"], dst=r["dst"]) / UDP(sport=r["sport"], dport=r["dport"])

@@ -9,7 +9,8 @@
 use std::{process::Command, time::Duration};
 
 use pinwatch_integration_tests::{
-    Daemon, DaemonConfig, Database, PINWATCH_PROGRAMS, poll, require_root,
+    Daemon, DaemonConfig, Database, PINWATCH_PROGRAMS, Settings, free_loopback_addr, http, poll,
+    require_root, scrape,
 };
 use serde_json::Value;
 
@@ -53,10 +54,21 @@ fn kernel_version() -> (u32, u32) {
     (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
 }
 
+/// The features the start-up probes look for, and the release that
+/// brought each.
+const FEATURES: [(&str, (u32, u32)); 2] = [("coarse-clock", (5, 11)), ("tcx", (6, 6))];
+
 #[test]
 fn every_program_is_attached_or_degraded_with_a_reason() {
     require_root();
-    let daemon = Daemon::start(&config());
+    let metrics = free_loopback_addr();
+    let daemon = Daemon::start_with_settings(
+        &config(),
+        &Settings {
+            metrics_listen: Some(metrics),
+            ..Settings::default()
+        },
+    );
     let status = daemon.status_json();
     let reasons = reasons(&status);
     for name in PINWATCH_PROGRAMS {
@@ -78,15 +90,12 @@ fn every_program_is_attached_or_degraded_with_a_reason() {
         iface["interfaces"]["covered"].is_array() && iface["interfaces"]["failed"].is_array(),
         "the interface hook reports its interfaces, covered and failed: {iface}"
     );
-    match status["health"]["status"].as_str() {
-        Some("healthy") => assert!(reasons.is_empty(), "healthy with reasons {reasons:?}"),
-        Some("degraded") => assert!(!reasons.is_empty(), "degraded without a reason"),
-        other => panic!("health {other:?}"),
-    }
 
-    // The probes' answers match what this kernel's version has.
+    // The probes' answers match what this kernel's version has, and each
+    // feature it lacks degrades health with a reason naming what replaces it.
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
-    assert_eq!(status["kernel"]["release"], release.trim(), "{status}");
+    let release = release.trim();
+    assert_eq!(status["kernel"]["release"], release, "{status}");
     let feature = |name: &str| {
         status["kernel"]["features"]
             .as_array()
@@ -95,7 +104,8 @@ fn every_program_is_attached_or_degraded_with_a_reason() {
             .clone()
     };
     let version = kernel_version();
-    for (name, since) in [("coarse-clock", (5, 11)), ("tcx", (6, 6))] {
+    let mut lacking = Vec::new();
+    for (name, since) in FEATURES {
         let f = feature(name);
         let expected = version >= since;
         assert_eq!(f["available"], expected, "{name} on {version:?}: {f}");
@@ -104,12 +114,73 @@ fn every_program_is_attached_or_degraded_with_a_reason() {
             !expected,
             "a missing feature says what replaces it: {f}"
         );
+        let limit = format!("kernel {release} lacks {name}: ");
+        let reason = reasons.iter().find(|r| r.starts_with(&limit));
+        assert_eq!(
+            reason.is_some(),
+            !expected,
+            "a health reason names {name} exactly when the kernel lacks it: {reasons:?}"
+        );
+        if let Some(reason) = reason {
+            lacking.push(reason.clone());
+        }
     }
     let kind = iface["kind"].as_str().unwrap_or_default();
     if version >= (6, 6) {
         assert_eq!(kind, "tcx/ingress");
     } else {
         assert_eq!(kind, "tc/ingress (clsact)");
+        assert!(
+            lacking.iter().any(|r| r.contains("legacy tc")),
+            "the reason says the interface hook is attached with legacy tc: {lacking:?}"
+        );
+    }
+    let health = status["health"]["status"].as_str();
+    if reasons.is_empty() {
+        assert_eq!(health, Some("healthy"), "{status}");
+    } else {
+        assert_eq!(health, Some("degraded"), "degraded by {reasons:?}");
+    }
+    assert_eq!(
+        daemon.status().code,
+        Some(if reasons.is_empty() { 0 } else { 1 }),
+        "status exits 1 while degraded: {reasons:?}"
+    );
+
+    // A kernel limit is no reason to restart: /healthz answers 200 and
+    // names it; the metrics count it.
+    let healthz = http(metrics, "GET", "/healthz");
+    let missing_detection = reasons.len() > lacking.len();
+    assert_eq!(
+        healthz.status,
+        if missing_detection { 503 } else { 200 },
+        "{}",
+        healthz.body
+    );
+    for limit in &lacking {
+        assert!(
+            healthz
+                .body
+                .lines()
+                .any(|l| l == format!("degraded: {limit}")),
+            "/healthz names {limit:?}:\n{}",
+            healthz.body
+        );
+    }
+    let scrape = scrape(metrics);
+    assert_eq!(
+        scrape.value("pinwatch_health_reasons{cause=\"kernel-limit\"}"),
+        Some(lacking.len() as f64),
+        "{}",
+        scrape.body
+    );
+    for (name, since) in FEATURES {
+        assert_eq!(
+            scrape.value(&format!("pinwatch_kernel_feature{{feature=\"{name}\"}}")),
+            Some(if version >= since { 1.0 } else { 0.0 }),
+            "{}",
+            scrape.body
+        );
     }
 }
 

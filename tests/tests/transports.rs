@@ -285,7 +285,10 @@ fn run(command: &mut Command) {
 fn send_fragmented(ns: &NetNs, name: &str, answer: &str, count: usize, first_only: bool) {
     let script = format!(
         r#"
-from scapy.all import IP, UDP, DNS, DNSQR, DNSRR, fragment, send, conf
+from scapy.config import conf
+from scapy.layers.inet import IP, UDP, fragment
+from scapy.layers.dns import DNS, DNSQR, DNSRR
+from scapy.sendrecv import send
 conf.verb = 0
 answers = [DNSRR(rrname='{name}', type='A', ttl=60, rdata='{answer}')]
 base = '{answer}'.rsplit('.', 1)[0]

@@ -3,7 +3,9 @@
 //! - `/healthz` (liveness): 200 while the daemon runs and every detection
 //!   its configuration needs is in place ([`missing_detections`], the same
 //!   reasons `pinwatch status` reports); 503 naming what is missing. A
-//!   restart is what fixes a program the kernel dropped.
+//!   restart is what fixes a program the kernel dropped. What the kernel
+//!   lacks ([`kernel_limits`]) degrades status but answers 200, each limit
+//!   named in the body: no restart can give a kernel tcx.
 //! - `/readyz` (readiness): 200 once the source has drained the kernel's
 //!   ring buffer once, i.e. events flow; 503 before.
 //!
@@ -12,7 +14,7 @@
 //! state (`pinwatch status` exits 1 on a recent alert, so it is no probe).
 use std::sync::atomic::Ordering;
 
-use crate::state::{Shared, missing_detections};
+use crate::state::{Shared, kernel_limits, missing_detections};
 
 /// A probe's verdict and the text that explains it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,11 +47,17 @@ impl ProbeAnswer {
 pub fn liveness(shared: &Shared) -> ProbeAnswer {
     let programs = shared.programs();
     let attached = programs.iter().filter(|p| p.attached).count();
-    ProbeAnswer::from_reasons(
+    let mut answer = ProbeAnswer::from_reasons(
         format!("{attached} programs attached"),
         "unhealthy",
         missing_detections(&programs),
-    )
+    );
+    for limit in kernel_limits(shared.kernel().as_ref()) {
+        answer.body.push_str("degraded: ");
+        answer.body.push_str(&limit);
+        answer.body.push('\n');
+    }
+    answer
 }
 
 /// `/readyz`.
@@ -74,6 +82,7 @@ mod tests {
     use super::*;
     use crate::{
         alert::{Alert, Rule},
+        kernel::features::Probed,
         state::tests::shared_with,
     };
 
@@ -92,6 +101,52 @@ mod tests {
         assert_eq!(
             (answer.ok, answer.body.as_str()),
             (false, "unhealthy: no eBPF program is loaded\n")
+        );
+    }
+
+    #[test]
+    fn a_kernel_limit_answers_200_naming_it() {
+        let shared = shared_with(CONFIG, &[("pw_connect4", true)]);
+        let mut kernel = Probed {
+            coarse_clock: true,
+            tcx: false,
+        }
+        .report();
+        kernel.release = "6.1.0-57-amd64".into();
+        shared.set_kernel(kernel);
+        let answer = liveness(&shared);
+        assert!(answer.ok, "{}", answer.body);
+        let mut lines = answer.body.lines();
+        assert_eq!(lines.next(), Some("ok: 1 programs attached"));
+        let limit = lines.next().unwrap_or_default();
+        assert!(
+            limit.starts_with("degraded: kernel 6.1.0-57-amd64 lacks tcx: ")
+                && limit.contains("legacy tc"),
+            "{}",
+            answer.body
+        );
+        assert_eq!(lines.next(), None);
+
+        // A missing detection still fails, the limit named beside it.
+        let shared = shared_with(CONFIG, &[("pw_connect4", false)]);
+        shared.set_kernel(
+            Probed {
+                coarse_clock: false,
+                tcx: true,
+            }
+            .report(),
+        );
+        let answer = liveness(&shared);
+        assert!(!answer.ok);
+        assert!(
+            answer.body.starts_with("unhealthy: program pw_connect4"),
+            "{}",
+            answer.body
+        );
+        assert!(
+            answer.body.contains("\ndegraded: kernel "),
+            "{}",
+            answer.body
         );
     }
 

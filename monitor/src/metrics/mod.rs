@@ -176,6 +176,21 @@ impl Collector for Snapshot {
             }
         }
         let mut family = encoder.encode_descriptor(
+            "pinwatch_health_reasons",
+            "Why the daemon is degraded, counted by cause: detections not in place (missing-detection, /healthz fails), kernel features pinwatch does without (kernel-limit), a recently failing alert sink (alert-sink); all 0 when healthy.",
+            None,
+            MetricType::Gauge,
+        )?;
+        let health = &self.health;
+        for (cause, reasons) in [
+            ("missing-detection", &health.missing),
+            ("kernel-limit", &health.kernel_limits),
+            ("alert-sink", &health.sink),
+        ] {
+            ConstGauge::new(i64::try_from(reasons.len()).unwrap_or(i64::MAX))
+                .encode(family.encode_family(&[("cause", cause)])?)?;
+        }
+        let mut family = encoder.encode_descriptor(
             "pinwatch_kernel_feature",
             "Whether the kernel has each feature the start-up probes look for (1) or pinwatch does without it (0); status says what replaces it.",
             None,

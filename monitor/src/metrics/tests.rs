@@ -4,7 +4,7 @@ use super::*;
 use crate::{
     alert::Rule,
     kernel::ProgramStatus,
-    state::{self, Counters},
+    state::{self, Counters, Health},
 };
 
 fn snapshot() -> Snapshot {
@@ -40,6 +40,14 @@ fn snapshot() -> Snapshot {
             ..ProgramStatus::attached("pw_connect4", "cgroup/connect4")
         },
     ];
+    snapshot.health = Health {
+        missing: vec!["program pw_connect4 (cgroup/connect4) is not attached".into()],
+        kernel_limits: vec![
+            "kernel 5.10 lacks coarse-clock: …".into(),
+            "kernel 5.10 lacks tcx: …".into(),
+        ],
+        sink: Vec::new(),
+    };
     snapshot
 }
 
@@ -67,6 +75,10 @@ fn renders_every_family_as_openmetrics_text() {
         "pinwatch_programs_attached 1",
         "pinwatch_program_attached{program=\"pw_dns_egress\",kind=\"cgroup_skb/egress\"} 1",
         "pinwatch_program_attached{program=\"pw_connect4\",kind=\"cgroup/connect4\"} 0",
+        "# TYPE pinwatch_health_reasons gauge",
+        "pinwatch_health_reasons{cause=\"missing-detection\"} 1",
+        "pinwatch_health_reasons{cause=\"kernel-limit\"} 2",
+        "pinwatch_health_reasons{cause=\"alert-sink\"} 0",
         "pinwatch_start_time_seconds 1790000000.0",
         "pinwatch_build_info{version=\"9.9.9\"} 1",
     ] {

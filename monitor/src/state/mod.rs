@@ -7,7 +7,7 @@ mod snapshot;
 #[cfg(test)]
 pub(crate) mod tests;
 
-pub use health::{Health, RECENCY, missing_detections};
+pub use health::{Health, RECENCY, kernel_limits, missing_detections};
 pub use history::{AlertHistory, RECENT_ALERTS, RecentAlert};
 pub use snapshot::{Counters, DatabaseState, HostnameState, Snapshot};
 

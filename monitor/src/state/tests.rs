@@ -133,9 +133,9 @@ fn status_metrics_and_health_render_one_snapshot() {
 
     // Health is judged once, in the snapshot; status says what it says.
     assert!(!snapshot.health.is_healthy());
-    assert_eq!(report.health.reasons, snapshot.health.reasons);
+    assert_eq!(report.health.reasons, snapshot.health.reasons());
     assert_eq!(report.health.status, status::HealthStatus::Degraded);
-    let reasons = snapshot.health.reasons.join("\n");
+    let reasons = snapshot.health.reasons().join("\n");
     assert!(reasons.contains("pw_dns_ingress"), "{reasons}");
     assert!(
         reasons.contains("failed 1 time(s), last 2s ago: disk full"),

@@ -71,7 +71,7 @@ impl From<&Snapshot> for StatusReport {
             } else {
                 HealthStatus::Degraded
             },
-            reasons: snapshot.health.reasons.clone(),
+            reasons: snapshot.health.reasons(),
             last_alert_age_s: snapshot.newest_alert.map(|t| snapshot.age(t).as_secs()),
         };
         let recent_alerts = snapshot
