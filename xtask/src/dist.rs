@@ -15,6 +15,17 @@ use anyhow::{Context, bail};
 use crate::shell;
 
 pub const TARGET: &str = "x86_64-unknown-linux-musl";
+/// The one build every artifact comes from (`cargo xtask vmtest` boots it
+/// too).
+pub const BUILD: [&str; 7] = [
+    "build",
+    "--release",
+    "--locked",
+    "--package",
+    "pinwatch",
+    "--target",
+    TARGET,
+];
 /// Where the unit in dist/ expects the binary (a tarball install), and where
 /// the packages and the image put it.
 const TARBALL_BIN: &str = "/usr/local/bin/pinwatch";
@@ -83,15 +94,7 @@ impl Release {
 
 pub fn run() -> anyhow::Result<()> {
     let release = Release::from_metadata()?;
-    shell::cargo(&[
-        "build",
-        "--release",
-        "--locked",
-        "--package",
-        "pinwatch",
-        "--target",
-        TARGET,
-    ])?;
+    shell::cargo(&BUILD)?;
     let dist = release.dist_dir();
     if dist.exists() {
         fs::remove_dir_all(&dist).with_context(|| format!("cannot empty {}", dist.display()))?;

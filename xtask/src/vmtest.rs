@@ -21,71 +21,78 @@ use crate::shell;
 
 pub use virtme::{PACKAGES, install as install_virtme};
 
-/// One end-to-end test per rule family, the program and status checks,
-/// and the reload and stale-program paths: (test binary, test name).
-/// `cargo xtask vmtest --kernel SERIES` runs it.
-pub const PORTABILITY_SUBSET: &[(&str, &str)] = &[
-    // The first three are also the CI subset (`CI_SUBSET`).
-    (
-        "kernels",
-        "every_program_is_attached_or_degraded_with_a_reason",
-    ),
-    (
-        "kernels",
-        "an_interface_the_hook_refuses_is_reported_and_degrades_health",
-    ),
-    (
-        "foundation",
-        "forged_a_answer_and_the_connect_that_follows_raise_alerts",
-    ),
-    (
-        "spoofing",
-        "reply_nobody_asked_for_is_unsolicited_in_a_namespace",
-    ),
-    (
-        "plaintext",
-        "startup_message_first_raises_plaintext_naming_process_user_and_database",
-    ),
-    ("transports", "forged_answer_over_tcp_is_diverged"),
-    (
-        "transports",
-        "fragmented_forged_reply_on_a_new_interface_is_reported",
-    ),
-    (
-        "enforce",
-        "block_refuses_unpinned_connects_with_eperm_and_raises_db_connect_blocked",
-    ),
-    (
-        "reload",
-        "sighup_with_a_wider_pinned_set_silences_the_same_answer",
-    ),
-    ("stale", "orphaned_programs_are_detached_and_reported"),
-];
-/// What `cargo xtask test` runs on every kernel, inside CI's time: every
-/// program loads and attaches (or is reported degraded), an interface the
-/// hook refuses degrades health, and a forged answer and the connect to it
-/// raise `dns-answer-diverged` and `unexpected-db-peer`: the first three of
-/// the portability subset. The whole
-/// portability subset takes about 13 minutes a kernel under emulation.
-pub const CI_SUBSET: &[(&str, &str)] = PORTABILITY_SUBSET.split_at(3).0;
-
-/// Which tests a VM runs.
-#[derive(Clone, Copy)]
-pub enum Plan {
-    Ci,
-    Portability,
-    All,
+/// One test of the portability subset, and what it shows on a kernel.
+pub struct VmTest {
+    pub binary: &'static str,
+    pub test: &'static str,
+    /// What the README's kernel table credits the kernel with when it passed.
+    pub covers: &'static str,
 }
 
-impl Plan {
-    /// `None`: every test.
-    fn tests(self) -> Option<&'static [(&'static str, &'static str)]> {
-        match self {
-            Plan::Ci => Some(CI_SUBSET),
-            Plan::Portability => Some(PORTABILITY_SUBSET),
-            Plan::All => None,
-        }
+const fn vm_test(binary: &'static str, test: &'static str, covers: &'static str) -> VmTest {
+    VmTest {
+        binary,
+        test,
+        covers,
     }
+}
+
+/// What `cargo xtask test` and `cargo xtask vmtest --kernel SERIES` run on
+/// every kernel: every program loads and attaches or is reported degraded
+/// with a reason (status, metrics, /healthz), one end-to-end test per rule
+/// family, and the reload and stale-program paths. One test each, since
+/// under emulation every test costs its daemon start (BENCHMARKS.md).
+pub const PORTABILITY_SUBSET: &[VmTest] = &[
+    vm_test(
+        "kernels",
+        "every_program_is_attached_or_degraded_with_a_reason",
+        "programs",
+    ),
+    vm_test(
+        "foundation",
+        "forged_a_answer_and_the_connect_that_follows_raise_alerts",
+        "answer, connect",
+    ),
+    vm_test(
+        "spoofing",
+        "reply_nobody_asked_for_is_unsolicited_in_a_namespace",
+        "matching",
+    ),
+    vm_test(
+        "plaintext",
+        "startup_message_first_raises_plaintext_naming_process_user_and_database",
+        "plaintext",
+    ),
+    vm_test("transports", "forged_answer_over_tcp_is_diverged", "TCP"),
+    vm_test(
+        "transports",
+        "fragmented_forged_reply_on_a_new_interface_is_reported",
+        "fragments",
+    ),
+    vm_test(
+        "enforce",
+        "block_refuses_unpinned_connects_with_eperm_and_raises_db_connect_blocked",
+        "enforcement",
+    ),
+    vm_test(
+        "reload",
+        "sighup_with_a_wider_pinned_set_silences_the_same_answer",
+        "reload",
+    ),
+    vm_test(
+        "stale",
+        "orphaned_programs_are_detached_and_reported",
+        "stale programs",
+    ),
+];
+
+/// What a VM runs.
+#[derive(Clone, Copy)]
+pub enum Plan {
+    Portability,
+    All,
+    /// BENCHMARKS.md's B1 (in-kernel cost per packet), no tests.
+    BenchB1,
 }
 
 // Not in the subset: tests/tests/attribution.rs turns the owner tables over
@@ -102,6 +109,10 @@ pub struct Args {
     /// Run every integration test in the VM, not the portability subset.
     #[arg(long)]
     all: bool,
+    /// Instead of tests, measure BENCHMARKS.md's B1 (in-kernel cost per
+    /// packet, as ratios to a trivial program) inside the VM.
+    #[arg(long, value_parser = ["b1"], conflicts_with = "all")]
+    bench: Option<String>,
     /// Rewrite the README's kernel table from what the VMs measured,
     /// instead of failing when it differs.
     #[arg(long)]
@@ -117,19 +128,44 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         .iter()
         .map(|name| kernels::series(name))
         .collect::<anyhow::Result<_>>()?;
-    let plan = if args.all {
-        Plan::All
-    } else {
-        Plan::Portability
+    let plan = match (args.all, &args.bench) {
+        (_, Some(_)) => Plan::BenchB1,
+        (true, None) => Plan::All,
+        (false, None) => Plan::Portability,
     };
     run_series(&series, plan, args.update_readme)
 }
 
 /// The matrix `cargo xtask test` runs after the host suite: every series,
-/// the CI subset.
+/// the portability subset.
 pub fn run_matrix() -> anyhow::Result<()> {
     let series: Vec<&'static kernels::Series> = kernels::SERIES.iter().collect();
-    run_series(&series, Plan::Ci, false)
+    run_series(&series, Plan::Portability, false)
+}
+
+/// The daemon the VMs run: the static release build `cargo xtask dist`
+/// makes (the same command, so CI builds it once). A debug daemon spends
+/// most of its start under emulation outside the kernel (BENCHMARKS.md).
+pub const DAEMON: &str = "target/x86_64-unknown-linux-musl/release/pinwatch";
+/// BENCHMARKS.md's B1, as `cargo xtask bench` builds it (glibc: its
+/// criterion dev-dependencies need a C compiler for musl; the VM shares
+/// this machine's root, so its libraries are there).
+pub const B1_BINARY: &str = "target/release/examples/kernel_cost";
+
+/// Builds what the VMs run.
+fn build(plan: Plan) -> anyhow::Result<()> {
+    shell::cargo(&crate::dist::BUILD)?;
+    if let Plan::BenchB1 = plan {
+        shell::cargo(&[
+            "build",
+            "--release",
+            "--package",
+            "pinwatch",
+            "--example",
+            "kernel_cost",
+        ])?;
+    }
+    Ok(())
 }
 
 fn run_series(
@@ -138,17 +174,21 @@ fn run_series(
     update_readme: bool,
 ) -> anyhow::Result<()> {
     install_virtme()?;
-    shell::cargo(&["build", "--package", "pinwatch"])?;
+    build(plan)?;
+    let daemon = Path::new(DAEMON).canonicalize()?;
     let binaries = script::test_binaries()?;
     let mut failures = Vec::new();
     for series in series {
         let started = Instant::now();
         let image = kernels::image(series)?;
-        let results = Path::new("target/vmtest/results").join(series.name);
+        let results = match plan {
+            Plan::BenchB1 => Path::new("target/vmtest/bench").join(series.name),
+            _ => Path::new("target/vmtest/results").join(series.name),
+        };
         let _ = fs::remove_dir_all(&results);
         fs::create_dir_all(&results)?;
         let results = results.canonicalize()?;
-        let script = script::write(&results, &binaries, plan)?;
+        let script = script::write(&results, &binaries, plan, &daemon)?;
         eprintln!(
             "vmtest: booting {} ({}, {})",
             series.name,
@@ -168,35 +208,67 @@ fn run_series(
         }
         fs::write(results.join("console.log"), &boot.output)?;
         let (passed, failed) = crate::test::totals(&boot.output);
-        let status = table::Measured::read(series, &results);
-        let verdict = match (&status, boot.success, passed) {
-            (Err(error), _, _) => Err(format!("no usable status from the daemon: {error:#}")),
-            (Ok(_), false, _) => Err(format!("{failed} test(s) failed")),
-            (Ok(_), true, 0) => Err("no test ran".to_owned()),
-            (Ok(measured), true, _) => measured.check(),
-        };
+        let verdict = judge(series, plan, &boot, &results);
         eprintln!(
             "vmtest {}: {passed} passed, {failed} failed, boot and tests {:.0} s (with the kernel fetch {:.0} s)",
             series.name,
             boot.elapsed.as_secs_f64(),
             started.elapsed().as_secs_f64()
         );
-        match verdict {
-            Ok(()) => {}
-            Err(why) => {
-                eprintln!(
-                    "vmtest {}: FAILED: {why}; console in {}",
-                    series.name,
-                    results.join("console.log").display()
-                );
-                failures.push(series.name);
-            }
+        if let Err(why) = verdict {
+            eprintln!(
+                "vmtest {}: FAILED: {why}; console in {}",
+                series.name,
+                results.join("console.log").display()
+            );
+            failures.push(series.name);
         }
     }
-    // The table says what was measured, failures or not.
-    let table = table::check_readme(update_readme).context("the README's kernel table");
+    // The table says what was measured, failures or not (a bench measures
+    // no table row).
+    let table = match plan {
+        Plan::BenchB1 => Ok(()),
+        _ => table::check_readme(update_readme).context("the README's kernel table"),
+    };
     if !failures.is_empty() {
         bail!("vmtest failed on {}", failures.join(", "));
     }
     table
+}
+
+/// Whether one kernel's run did what its plan asks: a usable status from
+/// the daemon alone, then every test passed (each test of the subset by
+/// name: a renamed one would otherwise be filtered out unseen), or B1's
+/// table printed.
+fn judge(
+    series: &'static kernels::Series,
+    plan: Plan,
+    boot: &virtme::Boot,
+    results: &Path,
+) -> Result<(), String> {
+    let measured = table::Measured::read(series, results)
+        .map_err(|error| format!("no usable status from the daemon: {error:#}"))?;
+    let (passed, failed) = crate::test::totals(&boot.output);
+    if !boot.success {
+        return Err(format!("{failed} test(s) failed"));
+    }
+    match plan {
+        Plan::BenchB1 => {
+            let b1 = fs::read_to_string(results.join("b1.md")).unwrap_or_default();
+            if !b1.contains("| traffic |") {
+                return Err("kernel_cost printed no table".to_owned());
+            }
+            println!("B1 on {}:\n{b1}", series.name);
+            return Ok(());
+        }
+        Plan::Portability => {
+            let missing = table::not_passed(&boot.output);
+            if !missing.is_empty() {
+                return Err(format!("did not pass: {}", missing.join(", ")));
+            }
+        }
+        Plan::All if passed == 0 => return Err("no test ran".to_owned()),
+        Plan::All => {}
+    }
+    measured.check()
 }

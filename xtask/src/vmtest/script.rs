@@ -44,24 +44,31 @@ pub fn test_binaries() -> anyhow::Result<BTreeMap<String, PathBuf>> {
             binaries.insert(name.to_owned(), PathBuf::from(exe));
         }
     }
-    for (binary, _) in PORTABILITY_SUBSET {
-        if !binaries.contains_key(*binary) {
-            bail!("the portability subset names test binary {binary}, which cargo did not build");
+    for test in PORTABILITY_SUBSET {
+        if !binaries.contains_key(test.binary) {
+            bail!(
+                "the portability subset names test binary {}, which cargo did not build",
+                test.binary
+            );
         }
     }
     Ok(binaries)
 }
 
 /// Writes results/run.sh: start the daemon alone and save its status, then
-/// run the tests, one binary after another, and exit non-zero if any failed.
+/// run the tests, one binary after another, and exit non-zero if any failed
+/// (or, for [`Plan::BenchB1`], run B1 instead of the tests). Every step
+/// prints how long it took (`vmtest: STEP took S s`), the boot included.
 pub fn write(
     results: &Path,
     binaries: &BTreeMap<String, PathBuf>,
     plan: Plan,
+    daemon: &Path,
 ) -> anyhow::Result<PathBuf> {
     let root = std::env::current_dir()?;
     let mut script = String::new();
     let r = results.display();
+    let daemon = daemon.display();
     writeln!(
         script,
         r#"#!/bin/bash
@@ -71,44 +78,60 @@ export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root
 # Software emulation: the harness stretches its start and stop timeouts.
 export PINWATCH_TEST_SLOWDOWN=4
+# The tests start this build of the daemon (see `cargo xtask vmtest`).
+export PINWATCH_BIN={daemon}
 cd {root}
 echo "vmtest: kernel $(uname -r)"
+echo "vmtest: boot took $(cut -d' ' -f1 /proc/uptime) s"
+# Step times in bash alone: microseconds from $EPOCHREALTIME.
+step() {{ step_name=$1; step_start=${{EPOCHREALTIME/./}}; }}
+took() {{
+    local us=$(( ${{EPOCHREALTIME/./}} - step_start ))
+    printf 'vmtest: %s took %d.%d s\n' "$step_name" $(( us / 1000000 )) $(( us % 1000000 / 100000 ))
+}}
 # What legacy tc and the tests' tunnels load on demand, loaded before the
 # clock starts: module loads over 9p take seconds under emulation.
+step modules
 for module in sch_ingress cls_bpf veth tun; do modprobe -q "$module" 2>/dev/null; done
 ip link set lo up
+took
 failed=0
 # The daemon on its own: does it start here, and what does it report?
-target/debug/pinwatch run -c config/pinwatch.toml > {r}/alerts.ndjson 2> {r}/daemon.log &
+step "daemon start"
+$PINWATCH_BIN run -c config/pinwatch.toml > {r}/alerts.ndjson 2> {r}/daemon.log &
 daemon=$!
-for _ in $(seq 1 240); do
+for _ in $(seq 1 1200); do
     grep -q "pinwatch ready" {r}/daemon.log && break
     kill -0 $daemon 2>/dev/null || break
-    sleep 0.5
+    sleep 0.1
 done
-target/debug/pinwatch status --json > {r}/status.json
+took
+step "daemon status and stop"
+$PINWATCH_BIN status --json > {r}/status.json
 echo "vmtest: status exit $?"
 kill -TERM $daemon 2>/dev/null
 wait $daemon
 echo "vmtest: daemon exit $?"
+took
 cat {r}/daemon.log"#,
         root = root.display(),
     )?;
-    let plan: Vec<(&String, Vec<&str>)> = match plan.tests() {
-        None => binaries.keys().map(|b| (b, Vec::new())).collect(),
-        Some(subset) => binaries
+    let selected: Vec<(&String, Vec<&str>)> = match plan {
+        Plan::BenchB1 => Vec::new(),
+        Plan::All => binaries.keys().map(|b| (b, Vec::new())).collect(),
+        Plan::Portability => binaries
             .keys()
             .filter_map(|binary| {
-                let tests: Vec<&str> = subset
+                let tests: Vec<&str> = PORTABILITY_SUBSET
                     .iter()
-                    .filter(|(b, _)| b == binary)
-                    .map(|(_, t)| *t)
+                    .filter(|t| t.binary == binary)
+                    .map(|t| t.test)
                     .collect();
                 (!tests.is_empty()).then_some((binary, tests))
             })
             .collect(),
     };
-    for (binary, tests) in plan {
+    for (binary, tests) in selected {
         let exe = &binaries[binary];
         let filter = if tests.is_empty() {
             String::new()
@@ -118,10 +141,20 @@ cat {r}/daemon.log"#,
         writeln!(
             script,
             r#"echo "vmtest: {binary}"
-start=$(date +%s)
+step {binary}
 {exe} --test-threads=1{filter} || failed=1
-echo "vmtest: {binary} took $(( $(date +%s) - start )) s""#,
+took"#,
             exe = exe.display()
+        )?;
+    }
+    if let Plan::BenchB1 = plan {
+        writeln!(
+            script,
+            r#"step b1
+{bench} > {r}/b1.md || failed=1
+took
+cat {r}/b1.md"#,
+            bench = super::B1_BINARY,
         )?;
     }
     writeln!(script, "exit $failed")?;

@@ -5,18 +5,38 @@ use std::{fs, path::Path};
 use anyhow::{Context, bail};
 use serde_json::Value;
 
-use super::kernels::{SERIES, Series};
+use super::{
+    PORTABILITY_SUBSET,
+    kernels::{SERIES, Series},
+};
 
 const BEGIN: &str = "<!-- vmtest:kernel-table -->";
 const END: &str = "<!-- /vmtest:kernel-table -->";
 const README: &str = "README.md";
 
-/// One kernel's status as its VM's daemon reported it.
+/// One kernel's status as its VM's daemon reported it, and what its tests
+/// printed.
 pub struct Measured {
     series: &'static str,
     debian: &'static str,
     release: String,
     status: Value,
+    /// The VM's console (empty before the run wrote it).
+    console: String,
+}
+
+/// The subset's tests the console does not show passing (libtest's
+/// `test NAME ... ok`).
+pub fn not_passed(console: &str) -> Vec<&'static str> {
+    PORTABILITY_SUBSET
+        .iter()
+        .filter(|t| {
+            !console
+                .lines()
+                .any(|l| l == format!("test {} ... ok", t.test))
+        })
+        .map(|t| t.test)
+        .collect()
 }
 
 impl Measured {
@@ -35,11 +55,13 @@ impl Measured {
             debian: series.debian,
             release,
             status,
+            console: fs::read_to_string(results.join("console.log")).unwrap_or_default(),
         })
     }
 
-    /// Healthy, or degraded with a reason; every program attached or
-    /// reported with why not.
+    /// Healthy, or degraded with a reason, one for each kernel feature
+    /// pinwatch does without; every program attached or reported with why
+    /// not.
     pub fn check(&self) -> Result<(), String> {
         let health = self.status["health"]["status"].as_str().unwrap_or_default();
         let reasons = self.reasons();
@@ -47,6 +69,16 @@ impl Measured {
             "healthy" if reasons.is_empty() => {}
             "degraded" if !reasons.is_empty() => {}
             other => return Err(format!("health {other:?} with reasons {reasons:?}")),
+        }
+        for name in self.lacking() {
+            if !reasons
+                .iter()
+                .any(|r| r.contains(&format!(" lacks {name}: ")))
+            {
+                return Err(format!(
+                    "the kernel lacks {name} but no health reason says so: {reasons:?}"
+                ));
+            }
         }
         let programs = self.status["programs"]
             .as_array()
@@ -101,34 +133,52 @@ impl Measured {
                 hooks.push(hook);
             }
         }
-        let substitutes: Vec<String> = self.status["kernel"]["features"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|f| f["available"] == false)
-            .map(|f| {
-                format!(
-                    "no {}: {}",
-                    f["name"].as_str().unwrap_or_default(),
-                    f["fallback"].as_str().unwrap_or_default()
-                )
-            })
-            .collect();
-        let reasons = self.reasons();
-        let rules = if reasons.is_empty() {
-            "all".to_owned()
-        } else {
-            "all but what the degraded column names".to_owned()
-        };
         format!(
             "| {} | {} | {} | {} | {} | {} |",
             self.series,
             self.debian,
             self.release,
             hooks.join(", "),
-            rules,
-            or_none(&[reasons, substitutes].concat()),
+            self.rules(),
+            or_none(&self.reasons()),
         )
+    }
+
+    /// The features the probes did not find.
+    fn lacking(&self) -> Vec<String> {
+        self.status["kernel"]["features"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|f| f["available"] == false)
+            .filter_map(|f| f["name"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// What the subset's tests showed working on this kernel.
+    fn rules(&self) -> String {
+        let missing = not_passed(&self.console);
+        let covers = |passed: bool| -> Vec<&str> {
+            PORTABILITY_SUBSET
+                .iter()
+                .filter(|t| missing.contains(&t.test) != passed)
+                .map(|t| t.covers)
+                .collect()
+        };
+        if missing.is_empty() {
+            format!("all: {} passed", covers(true).join(", "))
+        } else {
+            format!(
+                "passed: {}; not shown: {}",
+                or_none(
+                    &covers(true)
+                        .iter()
+                        .map(|c| (*c).to_owned())
+                        .collect::<Vec<_>>()
+                ),
+                covers(false).join(", ")
+            )
+        }
     }
 }
 
@@ -149,7 +199,7 @@ fn or_none(items: &[String]) -> String {
     }
 }
 
-const HEADER: &str = "| series | shipped by | kernel measured | hooks attached | rules | degraded, or done another way |\n| --- | --- | --- | --- | --- | --- |";
+const HEADER: &str = "| series | shipped by | kernel measured | hooks attached | shown working in the VM | degraded (health.reasons) |\n| --- | --- | --- | --- | --- | --- |";
 
 /// Compares the README's table with the results on disk, row by row for the
 /// series that were measured; rewrites it with `update`.
@@ -201,4 +251,60 @@ pub fn check_readme(update: bool) -> anyhow::Result<()> {
         stale.join(", ")
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn measured(console: String, status: Value) -> Measured {
+        Measured {
+            series: "6.1",
+            debian: "Debian 12 (bookworm)",
+            release: "6.1.0-57-amd64".to_owned(),
+            status,
+            console,
+        }
+    }
+
+    fn passing(except: &str) -> String {
+        PORTABILITY_SUBSET
+            .iter()
+            .filter(|t| t.test != except)
+            .map(|t| format!("test {} ... ok\n", t.test))
+            .collect()
+    }
+
+    #[test]
+    fn the_working_column_names_what_the_subset_showed() {
+        let all = measured(passing(""), Value::Null);
+        assert!(not_passed(&all.console).is_empty());
+        assert!(all.rules().starts_with("all: programs, answer, connect, "));
+        let fragments = "fragmented_forged_reply_on_a_new_interface_is_reported";
+        let one_short = measured(passing(fragments), Value::Null);
+        assert_eq!(not_passed(&one_short.console), [fragments]);
+        assert!(
+            one_short.rules().ends_with("; not shown: fragments"),
+            "{}",
+            one_short.rules()
+        );
+    }
+
+    #[test]
+    fn a_missing_feature_needs_its_reason() {
+        let status = |reasons: &[&str]| {
+            serde_json::json!({
+                "health": {"status": "degraded", "reasons": reasons},
+                "kernel": {"features": [{"name": "tcx", "available": false}]},
+                "programs": (0..9).map(|i| serde_json::json!({"name": format!("p{i}"), "attached": true})).collect::<Vec<_>>(),
+            })
+        };
+        let named = measured(
+            String::new(),
+            status(&["kernel 6.1.0-57-amd64 lacks tcx: legacy tc"]),
+        );
+        assert_eq!(named.check(), Ok(()));
+        let unnamed = measured(String::new(), status(&["something else"]));
+        assert!(unnamed.check().is_err());
+    }
 }
