@@ -18,7 +18,6 @@ mod b8;
 mod b9;
 mod dns;
 mod lab;
-mod lock;
 mod measure;
 
 use std::fmt::Write as _;
@@ -94,7 +93,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if selected.contains(&"b10") {
         b10::install()?;
     }
-    let _lock = lock::take()?;
+    let _lock = crate::kernel_lock::take("bench")?;
     let mut sections = read_sections();
     for part in &selected {
         eprintln!("bench: running {part}");

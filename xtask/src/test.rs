@@ -34,6 +34,9 @@ pub fn run() -> anyhow::Result<()> {
         "fuzz smoke run",
         crate::fuzz::run(crate::fuzz::SMOKE_SECONDS, false),
     );
+    // Held for the host kernel's tests only: the build and the VMs do not
+    // touch the host's hooks.
+    let lock = crate::kernel_lock::take("kernel integration tests")?;
     run.cargo(
         "kernel integration tests",
         &[
@@ -45,6 +48,7 @@ pub fn run() -> anyhow::Result<()> {
             "--test-threads=1",
         ],
     )?;
+    drop(lock);
     // The same programs on the kernels users run (Debian 11, 12, 13).
     run.part("kernel matrix", crate::vmtest::run_matrix());
     run.finish()
