@@ -6,6 +6,7 @@ mod disk;
 mod dist;
 mod fuzz;
 mod kernel_lock;
+mod libtest;
 // The one list of what setup installs, shared with the tests' harness.
 #[path = "../../tests/src/provision.rs"]
 #[allow(dead_code, reason = "the harness uses parts xtask does not")]

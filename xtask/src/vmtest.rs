@@ -207,7 +207,7 @@ fn run_series(
             boot = virtme::boot(&image, &script, &results)?;
         }
         fs::write(results.join("console.log"), &boot.output)?;
-        let (passed, failed) = crate::test::totals(&boot.output);
+        let (passed, failed) = crate::libtest::totals(&boot.output);
         let verdict = judge(series, plan, &boot, &results);
         eprintln!(
             "vmtest {}: {passed} passed, {failed} failed, boot and tests {:.0} s (with the kernel fetch {:.0} s)",
@@ -248,7 +248,7 @@ fn judge(
 ) -> Result<(), String> {
     let measured = table::Measured::read(series, results)
         .map_err(|error| format!("no usable status from the daemon: {error:#}"))?;
-    let (passed, failed) = crate::test::totals(&boot.output);
+    let (passed, failed) = crate::libtest::totals(&boot.output);
     if !boot.success {
         return Err(format!("{failed} test(s) failed"));
     }
