@@ -26,15 +26,16 @@ and parsed whole, records included, though only their id and addresses were
 used); queries are read to their questions (the detector never looks at a
 query's records); the stub path is looked up only for a response that raises
 an alert; a one-record answer's fingerprint (kept for
-`dns-conflicting-responses`) is written without a vector per record.
+`dns-conflicting-responses`) is written without a vector per record; DNS
+packet records are decoded from the ring buffer's memory in place instead of
+being copied into an owned packet first.
 
 What is left to try, in order of expected gain: take the responses leaving a
 local server out of the ring altogether (a kernel map the daemon reads only
 for alerts, see B1) — one event of the three per exchange; then the
 kernel-side match of the common delivered answer (see B1), which is what the
-≤ 500 ns per event and ≥ 0.97 goals need; pass records by reference from the
-ring buffer to the detector instead of copying them into owned packets and
-events. On this 2-core machine the daemon competes with the traffic itself
+≤ 500 ns per event and ≥ 0.97 goals need; hand the detector messages
+borrowed from the ring instead of owned events moved between threads. On this 2-core machine the daemon competes with the traffic itself
 (B2: dnsperf and dnsmasq take both cores at saturation), which is why the DNS
 throughput tax follows from the same per-event cost.
 "#;
