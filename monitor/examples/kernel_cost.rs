@@ -88,14 +88,14 @@ fn main() -> anyhow::Result<()> {
             source_port: 53,
             destination_port: 40_103,
             payload: response_bytes(512),
-            goal: Some(4.0),
+            goal: Some(3.0),
         },
         Workload {
             name: "DNS response, 1232 B",
             source_port: 53,
             destination_port: 40_104,
             payload: response_bytes(1232),
-            goal: Some(4.0),
+            goal: Some(3.0),
         },
         Workload {
             name: "malformed on port 53 (100 B)",

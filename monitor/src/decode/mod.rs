@@ -31,5 +31,5 @@ pub use dns::udp_message;
 pub use error::DecodeError;
 pub use message::{Parsed, read_message};
 pub use packet::{PacketMeta, dns_events, parse_ip_dns};
-pub use record::{DnsPacket, Record, decode_record, dns_owner};
+pub use record::{DnsPacket, DnsPacketRef, Record, decode_record, dns_owner, dns_packet_ref};
 pub use segment::db_segment_event;

@@ -58,13 +58,20 @@ pub struct DnsPacket {
 }
 
 impl DnsPacket {
-    pub fn meta(&self) -> PacketMeta {
-        PacketMeta {
+    pub fn borrowed(&self) -> DnsPacketRef<'_> {
+        DnsPacketRef {
             timestamp: self.timestamp,
             direction: self.direction,
             cgroup_id: self.cgroup_id,
             truncated: self.truncated,
+            socket_cookie: self.socket_cookie,
+            ip_packet: &self.ip_packet,
+            seen_at: self.seen_at,
         }
+    }
+
+    pub fn meta(&self) -> PacketMeta {
+        self.borrowed().meta()
     }
 }
 
@@ -239,12 +246,69 @@ impl TryFrom<u32> for DnsFlags {
     }
 }
 
+/// A DNS packet record read in place: [`DnsPacket`] with the packet's bytes
+/// borrowed from the record (the ring buffer's memory), not copied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DnsPacketRef<'a> {
+    pub timestamp: SystemTime,
+    pub direction: Direction,
+    pub cgroup_id: u64,
+    pub truncated: bool,
+    pub socket_cookie: u64,
+    /// Captured bytes from the IP header on.
+    pub ip_packet: &'a [u8],
+    pub seen_at: Hook,
+}
+
+impl DnsPacketRef<'_> {
+    pub fn meta(&self) -> PacketMeta {
+        PacketMeta {
+            timestamp: self.timestamp,
+            direction: self.direction,
+            cgroup_id: self.cgroup_id,
+            truncated: self.truncated,
+        }
+    }
+
+    pub fn to_owned(&self) -> DnsPacket {
+        DnsPacket {
+            timestamp: self.timestamp,
+            direction: self.direction,
+            cgroup_id: self.cgroup_id,
+            truncated: self.truncated,
+            socket_cookie: self.socket_cookie,
+            ip_packet: self.ip_packet.to_vec(),
+            seen_at: self.seen_at,
+        }
+    }
+}
+
+/// Reads a DNS packet record in place; `None` when `bytes` is a record of
+/// another kind (decode it with [`decode_record`]).
+pub fn dns_packet_ref<'a>(
+    bytes: &'a [u8],
+    clock: &Clock,
+) -> Option<Result<DnsPacketRef<'a>, DecodeError>> {
+    let kind = u32::from_ne_bytes(*bytes.first_chunk::<4>()?);
+    (kind == EVENT_KIND_DNS_PACKET)
+        .then(|| dns_packet_in(bytes, clock, &DNS_CAPTURE_CLASSES, &DNS_RECORD_LENS))
+}
+
 fn dns_packet(
     bytes: &[u8],
     clock: &Clock,
     classes: &[usize],
     record_lens: &'static [usize],
 ) -> Result<DnsPacket, DecodeError> {
+    dns_packet_in(bytes, clock, classes, record_lens).map(|packet| packet.to_owned())
+}
+
+fn dns_packet_in<'a>(
+    bytes: &'a [u8],
+    clock: &Clock,
+    classes: &[usize],
+    record_lens: &'static [usize],
+) -> Result<DnsPacketRef<'a>, DecodeError> {
     let (raw, data) = read_dns_record(bytes, classes, record_lens)?;
     let flags = DnsFlags::try_from(raw.flags)?;
     let captured = raw.captured_len as usize;
@@ -255,7 +319,7 @@ fn dns_packet(
             capacity: data.len(),
         });
     }
-    Ok(DnsPacket {
+    Ok(DnsPacketRef {
         timestamp: clock.to_system_time(raw.timestamp_ns),
         direction: flags.direction,
         cgroup_id: raw.cgroup_id,
@@ -272,8 +336,7 @@ fn dns_packet(
                     0
                 }..,
             )
-            .unwrap_or_default()
-            .to_vec(),
+            .unwrap_or_default(),
         seen_at: flags.seen_at,
     })
 }

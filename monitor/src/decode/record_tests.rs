@@ -121,6 +121,10 @@ fn check_dns_class<const N: usize>(len: usize) {
     assert!(!dns.truncated);
     assert_eq!(dns.ip_packet, packet, "class {N}, {len} bytes");
     assert_eq!(dns.meta().cgroup_id, 0x1234);
+    // Read in place, as the daemon reads the ring: the same packet.
+    let in_place = dns_packet_ref(&bytes, &clock()).unwrap().unwrap();
+    assert_eq!(in_place, dns.borrowed());
+    assert_eq!(in_place.meta(), dns.meta());
 }
 
 #[test]
@@ -160,6 +164,19 @@ fn dns_packet_record_truncated_ingress() {
     };
     assert!(dns.truncated);
     assert_eq!(dns.ip_packet.len(), 100);
+}
+
+#[test]
+fn in_place_reading_is_for_dns_packet_records_only() {
+    let connect = bytes_of(&raw_connect(2, [0; 16], b"psql"));
+    assert!(dns_packet_ref(&connect, &clock()).is_none());
+    assert!(dns_packet_ref(&[1, 0], &clock()).is_none());
+    let mut bad = dns_bytes(&raw_dns::<SMALL>(DNS_FLAG_EGRESS, &[0; 8], 8));
+    bad.pop();
+    assert!(matches!(
+        dns_packet_ref(&bad, &clock()),
+        Some(Err(DecodeError::DnsRecordLen { .. }))
+    ));
 }
 
 #[test]

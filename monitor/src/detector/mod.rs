@@ -126,7 +126,8 @@ impl Detector {
                 }
                 let mut alerts = answers::check_response(self, dns);
                 // The answer's process and stub path go on its alerts too.
-                self.matching.apply(context, &mut alerts);
+                self.matching.apply(context, dns, &mut alerts);
+                self.matching.delivered(context, dns);
                 self.affected.answered(&mut alerts);
                 alerts.extend(spoofing);
                 self.judging = Stage::Fragmented;
@@ -174,7 +175,9 @@ impl Detector {
     /// for the matching benchmark. The daemon calls [`Detector::observe`].
     #[doc(hidden)]
     pub fn observe_matching_only(&mut self, event: &DnsEvent) -> Vec<Alert> {
-        self.matching.observe(&self.pins, event).0
+        let (alerts, context) = self.matching.observe(&self.pins, event);
+        self.matching.delivered(context, event);
+        alerts
     }
 
     /// Outstanding queries the matching table holds (at most 65,536); for

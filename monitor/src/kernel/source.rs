@@ -249,57 +249,25 @@ impl KernelSource {
     /// at that bound (more may wait).
     fn drain(&mut self) -> (Vec<Event>, bool) {
         let mut batch = Vec::new();
+        // Disjoint fields: the ring's records are read in place while the
+        // rest of the source decodes them.
+        let mut sink = Sink {
+            clock: &self.clock,
+            stats: &self.stats,
+            assembler: &mut self.assembler,
+            owners: &mut self.owners,
+        };
         let ring = self.ring.get_mut();
         let mut records = 0;
         while records < MAX_BATCH_RECORDS
             && let Some(item) = ring.next()
         {
             records += 1;
-            self.stats.records.fetch_add(1, Ordering::Relaxed);
+            sink.stats.records.fetch_add(1, Ordering::Relaxed);
             if let Some(catching) = &mut self.catching {
                 catching.records += 1;
             }
-            match decode::decode_record(&item, &self.clock) {
-                // Named by their thread: the daemon's detector thread names
-                // the process, off this runtime (`daemon::process_names`).
-                Ok(Record::Connect(connect)) => batch.push(Event::Connect(connect)),
-                Ok(Record::DnsOwner(owner)) => {
-                    if let Some(owners) = &mut self.owners {
-                        owners.announced(&owner);
-                    }
-                    batch.push(Event::DnsOwner(owner));
-                }
-                Ok(Record::DbSegment(packet)) => match decode::db_segment_event(&packet) {
-                    Ok(segment) => batch.push(Event::DbSegment(segment)),
-                    Err(error) => {
-                        self.stats.undecodable.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!("undecodable database segment: {error}");
-                    }
-                },
-                Ok(Record::Dns(packet)) => {
-                    // Named on the detector thread, as every owner record.
-                    if let Some(owner) = self
-                        .owners
-                        .as_mut()
-                        .and_then(|owners| owners.before_packet(packet.socket_cookie, &self.clock))
-                    {
-                        batch.push(Event::DnsOwner(owner));
-                    }
-                    match self.assembler.push_packet(&packet) {
-                        Ok(events) => batch.extend(events.into_iter().map(Event::Dns)),
-                        Err(error) => {
-                            // Hostile or odd traffic on port 53 is normal; it is
-                            // counted, not alerted on.
-                            self.stats.dns_parse_errors.fetch_add(1, Ordering::Relaxed);
-                            tracing::debug!("undecodable DNS packet: {error}");
-                        }
-                    }
-                }
-                Err(error) => {
-                    self.stats.undecodable.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!("undecodable kernel record ({} bytes): {error}", item.len());
-                }
-            }
+            sink.record(&item, &mut batch);
         }
         self.stats.drains.fetch_add(1, Ordering::Relaxed);
         (batch, records == MAX_BATCH_RECORDS)
@@ -424,5 +392,81 @@ impl KernelSource {
             self.undecodable_reported = undecodable;
         }
         Ok(events)
+    }
+}
+
+/// What decodes the ring's records: the source's fields but the ring.
+struct Sink<'a> {
+    clock: &'a Clock,
+    stats: &'a SourceStats,
+    assembler: &'a mut Assembler,
+    owners: &'a mut Option<OwnerRefresh>,
+}
+
+impl Sink<'_> {
+    /// Decodes one record into `batch`.
+    fn record(&mut self, item: &[u8], batch: &mut Vec<Event>) {
+        // DNS packets, most records, are decoded from the ring's memory
+        // without a copy.
+        if let Some(packet) = decode::dns_packet_ref(item, self.clock) {
+            match packet {
+                Ok(packet) => self.dns_packet(packet, batch),
+                Err(error) => self.undecodable(item.len(), &error),
+            }
+            return;
+        }
+        match decode::decode_record(item, self.clock) {
+            // Named by their thread: the daemon's detector thread names
+            // the process, off this runtime (`daemon::process_names`).
+            Ok(Record::Connect(connect)) => batch.push(Event::Connect(connect)),
+            Ok(Record::DnsOwner(owner)) => {
+                if let Some(owners) = self.owners {
+                    owners.announced(&owner);
+                }
+                batch.push(Event::DnsOwner(owner));
+            }
+            Ok(Record::DbSegment(packet)) => match decode::db_segment_event(&packet) {
+                Ok(segment) => batch.push(Event::DbSegment(segment)),
+                Err(error) => {
+                    self.stats.undecodable.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!("undecodable database segment: {error}");
+                }
+            },
+            // Read in place above; kept whole for any other path.
+            Ok(Record::Dns(packet)) => self.dns_packet(packet.borrowed(), batch),
+            Err(error) => self.undecodable(item.len(), &error),
+        }
+    }
+
+    /// Decodes one captured DNS packet into `batch`.
+    fn dns_packet(&mut self, packet: decode::DnsPacketRef<'_>, batch: &mut Vec<Event>) {
+        // Named on the detector thread, as every owner record.
+        if let Some(owner) = self
+            .owners
+            .as_mut()
+            .and_then(|owners| owners.before_packet(packet.socket_cookie, self.clock))
+        {
+            batch.push(Event::DnsOwner(owner));
+        }
+        let pushed = self.assembler.push(
+            packet.ip_packet,
+            packet.meta(),
+            packet.socket_cookie,
+            packet.seen_at,
+        );
+        match pushed {
+            Ok(events) => batch.extend(events.into_iter().map(Event::Dns)),
+            Err(error) => {
+                // Hostile or odd traffic on port 53 is normal; it is
+                // counted, not alerted on.
+                self.stats.dns_parse_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("undecodable DNS packet: {error}");
+            }
+        }
+    }
+
+    fn undecodable(&self, len: usize, error: &decode::DecodeError) {
+        self.stats.undecodable.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!("undecodable kernel record ({len} bytes): {error}");
     }
 }

@@ -6,33 +6,38 @@
 pub const USERSPACE: &str = r#"
 #### Where the time goes in userspace (B2, B4, B7)
 
-Profiled 2026-11-27 with `perf record -F 1999 --call-graph dwarf -p PID`
-on the daemon during the 200,000 events/s step of the exchange flood above
-(this VM has no hardware counters; timer sampling, so shares are
-approximate). By self time, no single place dominates any more: copying
-(`memmove` ~10%: records out of the ring buffer, events moved between
-stages), SipHash (~9%: the matching table and the stub-path index are keyed
-by socket addresses that remote senders choose, so they keep a keyed hash
-against collision floods), hickory-proto's message parse (~15%), `malloc` and
-`free` (~12%), etherparse's IP/UDP slicing (~4%), the detector's own name
-checks (~8%: `plain_hostname`, `hash_name`, `same_name`).
+Profiled 2026-12-02 with `perf record -F 999 -g -p PID` on the daemon during
+dnsperf at saturation through dnsmasq (B2's load, 1,000 unwatched names;
+timer sampling, so shares are approximate), after responses leaving a local
+server were read to their header only. By self time: `memmove` ~11%
+(records out of the ring buffer into owned packets, events moved between
+stages), SipHash ~10% (the matching table, the stub-path index and the
+recent-answer table are keyed by addresses and names that remote senders
+choose, so they keep a keyed hash against collision floods), the stub path
+~10% (`StubPaths::delivered` and `sent`: dnsmasq answers from this host, so
+every delivered response is a possible relay), `malloc` and `free` ~9%,
+hickory-proto's parse of the question and records ~6%, etherparse's IP/UDP
+slicing ~2%, the detector's name checks ~3% (`plain_hostname`,
+`cname_chain`), scheduling and wakeups ~6%.
 
-What changed since the first profile (then 11 µs per event, 297,000 events/s
-at most): the detector compares and looks up DNS names without making strings
-(`detector/names.rs`), holds question names in a compact form, clones the
-process only onto alerts, and finds the stub path by hash lookups; before, the
-stub-path correlation walked its 1,024 most recent answers for every response
-a local server sent, which was three quarters of the daemon's time under this
-flood.
+Done in this round: responses leaving a local server are copied by the
+kernel to the end of their DNS header and read to it (before: copied whole
+and parsed whole, records included, though only their id and addresses were
+used); queries are read to their questions (the detector never looks at a
+query's records); the stub path is looked up only for a response that raises
+an alert; a one-record answer's fingerprint (kept for
+`dns-conflicting-responses`) is written without a vector per record; DNS
+packet records are decoded from the ring buffer's memory in place instead of
+being copied into an owned packet first.
 
-What is left to try, in order of expected gain: parse only the header and
-question of responses leaving a local server (the detector uses only their id
-and addresses); pass records by reference from the ring buffer to the
-detector instead of copying them into owned packets and events; a cheaper
-keyed hash (foldhash) for the tables. On this 2-core machine the daemon
-competes with the traffic itself (B2: dnsperf and dnsmasq take both cores at
-saturation), which is why the DNS throughput tax follows from the same
-per-event cost.
+What is left to try, in order of expected gain: take the responses leaving a
+local server out of the ring altogether (a kernel map the daemon reads only
+for alerts, see B1) — one event of the three per exchange; then the
+kernel-side match of the common delivered answer (see B1), which is what the
+≤ 500 ns per event and ≥ 0.97 goals need; hand the detector messages
+borrowed from the ring instead of owned events moved between threads. On this 2-core machine the daemon competes with the traffic itself
+(B2: dnsperf and dnsmasq take both cores at saturation), which is why the DNS
+throughput tax follows from the same per-event cost.
 "#;
 
 /// B3: why the connect tax is missed, and what is left.

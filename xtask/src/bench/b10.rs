@@ -84,21 +84,27 @@ pub fn run() -> anyhow::Result<String> {
     let queries = scratch("b10-queries.txt");
     let names: String = (0..1000).map(|i| format!("h{i}.bench.test A\n")).collect();
     std::fs::write(&queries, names)?;
-    let _dnsmasq = b2::Dnsmasq::start(&netns)?;
-    b2::dnsperf(&netns, &queries, 2)?;
+    // The query file goes whether or not the rounds ran.
+    let section = rounds(&netns, &queries);
+    let _ = std::fs::remove_file(&queries);
+    section
+}
+
+fn rounds(netns: &Netns, queries: &Path) -> anyhow::Result<String> {
+    let _dnsmasq = b2::Dnsmasq::start(netns)?;
+    b2::dnsperf(netns, queries, 2)?;
     let (mut none, mut pinwatch, mut suricata) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         none.push(Round {
-            qps: b2::dnsperf(&netns, &queries, SECONDS)?.qps,
+            qps: b2::dnsperf(netns, queries, SECONDS)?.qps,
             cpu_per_query: 0.0,
             bpf_per_query: 0.0,
             rss_kib: 0,
             lost: 0,
         });
-        pinwatch.push(with_pinwatch(&netns, &queries)?);
-        suricata.push(with_suricata(&netns, &queries)?);
+        pinwatch.push(with_pinwatch(netns, queries)?);
+        suricata.push(with_suricata(netns, queries)?);
     }
-    let _ = std::fs::remove_file(&queries);
     report(&none, &pinwatch, &suricata)
 }
 

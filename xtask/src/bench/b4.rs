@@ -26,8 +26,8 @@ const STEPS: [u64; 7] = [
     100_000, 150_000, 200_000, 250_000, 300_000, 400_000, 500_000,
 ];
 const STEP: Duration = Duration::from_secs(3);
-const RATE_GOAL: f64 = 200_000.0;
-const CPU_GOAL_NS: f64 = 1000.0;
+const RATE_GOAL: f64 = 500_000.0;
+const CPU_GOAL_NS: f64 = 500.0;
 
 pub fn run() -> anyhow::Result<String> {
     let mut md = String::new();

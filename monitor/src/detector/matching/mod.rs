@@ -47,7 +47,7 @@ use self::{
 };
 use super::pins::PinIndex;
 use crate::{
-    alert::{Alert, DnsPath, HiddenResolution, Resolution},
+    alert::{Alert, HiddenResolution, Resolution},
     config::Config,
     event::{Direction, DnsEvent, DnsOwnerEvent, Hook, OwnerRole, Process, Transport},
 };
@@ -79,7 +79,18 @@ impl Settings {
 #[derive(Debug, Default, Clone, Copy)]
 pub(super) struct DnsContext {
     pub socket_cookie: u64,
-    pub path: Option<DnsPath>,
+    /// A response delivered to a socket: its stub path is looked up when
+    /// one of its alerts needs it (most responses raise none).
+    pub delivery: Option<Delivery>,
+}
+
+/// A delivered response, as the stub path is looked up by.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Delivery {
+    at: SystemTime,
+    server: std::net::SocketAddr,
+    client: std::net::SocketAddr,
+    id: u16,
 }
 
 #[derive(Debug)]
@@ -165,20 +176,50 @@ impl Matching {
     }
 
     /// Puts the process and stub path of `context` on the alerts that lack
-    /// them.
-    pub fn apply(&self, context: DnsContext, alerts: &mut [Alert]) {
+    /// them; `event` is the message the context is of.
+    pub fn apply(&self, context: DnsContext, event: &DnsEvent, alerts: &mut [Alert]) {
+        if alerts.is_empty() {
+            return;
+        }
         let process = self.owners.process(context.socket_cookie);
         let resolv_conf = self.owners.resolv_conf(context.socket_cookie);
+        let path = context.delivery.and_then(|d| {
+            let question = event.message.queries().first();
+            self.stubs.path(
+                d.at,
+                question.map(|q| (q.name(), q.query_type())),
+                d.server,
+                d.client,
+                d.id,
+                context.socket_cookie,
+            )
+        });
         for alert in alerts {
             if alert.process.is_none() {
                 alert.process = process.cloned();
             }
             if alert.path.is_none() {
-                alert.path = context.path;
+                alert.path = path;
             }
             if alert.resolv_conf.is_none() {
                 alert.resolv_conf = resolv_conf.cloned();
             }
+        }
+    }
+
+    /// Remembers the delivery `context` is of, for the relays that may
+    /// follow it: after its alerts took their path (see [`Matching::apply`]),
+    /// so the path is looked up in the deliveries before it, as it was
+    /// delivered.
+    pub fn delivered(&mut self, context: DnsContext, event: &DnsEvent) {
+        if let Some(d) = context.delivery {
+            let question = event.message.queries().first();
+            self.stubs.record_delivery(
+                d.at,
+                question.map(|q| (q.name(), q.query_type())),
+                d.server,
+                context.socket_cookie,
+            );
         }
     }
 
@@ -235,17 +276,15 @@ impl Matching {
             (MessageType::Response, Direction::Ingress) => {
                 context.socket_cookie = event.socket_cookie;
                 if event.socket_cookie != 0 {
-                    context.path = self.stubs.delivered(
-                        now,
-                        question.map(|q| (q.name(), q.query_type())),
-                        event.source,
-                        event.destination,
-                        message.id(),
-                        event.socket_cookie,
-                    );
+                    context.delivery = Some(Delivery {
+                        at: now,
+                        server: event.source,
+                        client: event.destination,
+                        id: message.id(),
+                    });
                 }
                 let mut alerts = rules::judge_response(self, pins, event, tracked);
-                self.apply(context, &mut alerts);
+                self.apply(context, event, &mut alerts);
                 (alerts, context)
             }
             _ => (Vec::new(), context),

@@ -85,10 +85,27 @@ impl StubPaths {
         }
     }
 
-    /// A response was delivered to a socket on this host; returns the path
-    /// when it relays an upstream answer seen shortly before.
-    pub fn delivered(
+    /// Remembers a response delivered to a socket on this host, for the
+    /// relays that may follow it.
+    pub fn record_delivery(
         &mut self,
+        at: SystemTime,
+        question: Option<(&Name, RecordType)>,
+        server: SocketAddr,
+        cookie: u64,
+    ) {
+        if let Some((name, qtype)) = question {
+            self.remember((question_hash(name), qtype), at, name, server, cookie);
+        }
+    }
+
+    /// The path of a delivered response when it relays an upstream answer
+    /// seen shortly before. Asked only for responses that raise alerts:
+    /// the delivery recorded for the response itself has its own server,
+    /// which a relay's upstream never is, so asking after recording it
+    /// gives the same answer as before.
+    pub fn path(
+        &self,
         at: SystemTime,
         question: Option<(&Name, RecordType)>,
         server: SocketAddr,
@@ -102,23 +119,19 @@ impl StubPaths {
             .sent
             .get(&(server, client, id))
             .is_some_and(|&then| recent(then));
-        let key = (question_hash(name), qtype);
-        let path = relayed
-            .then(|| {
-                self.delivered
-                    .get(&key)?
-                    .iter()
-                    .rev()
-                    .take_while(|d| recent(d.at))
-                    .find(|d| d.cookie != cookie && d.server != server && same_name(&d.name, name))
-                    .map(|d| DnsPath {
-                        stub: server,
-                        upstream: d.server,
-                    })
+        if !relayed {
+            return None;
+        }
+        self.delivered
+            .get(&(question_hash(name), qtype))?
+            .iter()
+            .rev()
+            .take_while(|d| recent(d.at))
+            .find(|d| d.cookie != cookie && d.server != server && same_name(&d.name, name))
+            .map(|d| DnsPath {
+                stub: server,
+                upstream: d.server,
             })
-            .flatten();
-        self.remember(key, at, name, server, cookie);
-        path
     }
 
     fn remember(
@@ -186,6 +199,21 @@ mod tests {
         text.parse().unwrap()
     }
 
+    /// A delivery as the detector handles one: its path first, then the
+    /// delivery recorded.
+    fn delivered(
+        paths: &mut StubPaths,
+        ms: u64,
+        name: &Name,
+        (server, client, id): (&str, &str, u16),
+        cookie: u64,
+    ) -> Option<DnsPath> {
+        let question = Some((name, RecordType::A));
+        let path = paths.path(at(ms), question, addr(server), addr(client), id, cookie);
+        paths.record_delivery(at(ms), question, addr(server), cookie);
+        path
+    }
+
     fn relayed(
         paths: &mut StubPaths,
         ms: u64,
@@ -195,14 +223,7 @@ mod tests {
     ) -> Option<DnsPath> {
         let name = Name::from_ascii(name).unwrap();
         paths.sent(at(ms), addr(STUB), addr(APP), id);
-        paths.delivered(
-            at(ms),
-            Some((&name, RecordType::A)),
-            addr(STUB),
-            addr(APP),
-            id,
-            cookie,
-        )
+        delivered(paths, ms, &name, (STUB, APP, id), cookie)
     }
 
     #[test]
@@ -210,14 +231,7 @@ mod tests {
         let mut paths = StubPaths::default();
         let wanted = Name::from_ascii("db.lab.test.").unwrap();
         // The upstream's answer reaches the stub's socket (cookie 1) ...
-        paths.delivered(
-            at(0),
-            Some((&wanted, RecordType::A)),
-            addr(UPSTREAM),
-            addr(STUB_UPSTREAM_SIDE),
-            7,
-            1,
-        );
+        delivered(&mut paths, 0, &wanted, (UPSTREAM, STUB_UPSTREAM_SIDE, 7), 1);
         // ... then hundreds of relayed answers for other names ...
         for i in 0..500u16 {
             assert_eq!(
