@@ -1,11 +1,13 @@
 //! The programs, their maps and helpers, and what the kernel needs of the
 //! object besides them (panic handler, licence).
+mod capture;
 mod clock;
 mod connect;
 mod db;
 mod dns;
 mod dns_owner;
 mod maps;
+mod packet;
 mod sockaddr;
 mod tc;
 

@@ -9,7 +9,7 @@ use pinwatch_common::{
 };
 
 use super::{
-    dns::record_packet,
+    capture::record_packet,
     maps::{DB_FLOWS, WATCHED_PORT_BITS},
 };
 

@@ -1,38 +1,26 @@
-use core::mem::MaybeUninit;
-
+//! The cgroup_skb programs and the interface hook's entry point: which
+//! packets are DNS, a database conversation's opening, or nothing to
+//! pinwatch, decided on every packet of the host.
 use aya_ebpf::{
     bindings::__sk_buff,
-    helpers::generated::{bpf_get_socket_cookie, bpf_skb_cgroup_id, bpf_skb_load_bytes},
     macros::{cgroup_skb, classifier},
     programs::{SkBuffContext, TcContext},
 };
-use pinwatch_common::{
-    DNS_CAPTURE_CLASSES, DNS_FLAG_EGRESS, DNS_FLAG_HEAD, DNS_FLAG_TRUNCATED, DNS_PORT,
-    DnsPacketEvent, DnsPacketHeader, EVENT_KIND_DNS_PACKET, LOSS_DNS_PACKET,
-};
+use pinwatch_common::{DNS_FLAG_EGRESS, DNS_PORT};
 
 use super::{
-    clock, db,
-    maps::{EVENTS, SUBMIT_FLAGS, count_loss},
+    capture::{CLASSES, capture, capture_head},
+    db,
+    packet::{
+        ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP, IPV6_HEADER_LEN, load, read_in_place,
+        walk_ipv6_extensions,
+    },
     tc,
 };
 
 const ALLOW: i32 = 1;
-pub(crate) const ETH_P_IP: u32 = 0x0800;
-pub(crate) const ETH_P_IPV6: u32 = 0x86DD;
-pub(crate) const IPPROTO_TCP: u8 = 6;
-pub(crate) const IPPROTO_UDP: u8 = 17;
-const IPV6_HEADER_LEN: u32 = 40;
 const UDP_HEADER_LEN: u32 = 8;
 const DNS_HEADER_LEN: u32 = 12;
-const IPPROTO_HOPOPTS: u8 = 0;
-const IPPROTO_ROUTING: u8 = 43;
-const IPPROTO_FRAGMENT: u8 = 44;
-const IPPROTO_DSTOPTS: u8 = 60;
-/// IPv6 extension headers walked before giving up on finding UDP or TCP.
-/// Real traffic carries one or two; the bound keeps the verifier's work and
-/// a hostile chain's cost fixed.
-const MAX_IPV6_EXTENSIONS: usize = 4;
 
 /// tc action "no verdict": the next program on the hook (or the stack) decides.
 const TC_ACT_UNSPEC: i32 = -1;
@@ -180,77 +168,6 @@ fn classify(skb: *mut __sk_buff, egress: bool) -> Class {
     }
 }
 
-/// Where UDP or TCP starts behind IPv6 extension headers.
-pub(crate) struct Ipv6Transport {
-    pub l4_proto: u8,
-    /// Offset of the transport header, as `bpf_skb_load_bytes` counts.
-    pub l4_offset: u32,
-    /// Offset of this packet's data in its datagram, in bytes (0 when no
-    /// fragment header, or for the first fragment).
-    pub fragment_offset: u32,
-    /// The fragment header's identification and more-fragments bit; 0 and
-    /// false without one.
-    pub fragment_id: u32,
-    pub more_fragments: bool,
-}
-
-/// Follows up to [`MAX_IPV6_EXTENSIONS`] hop-by-hop, routing, destination
-/// options and fragment headers from the IPv6 header at `ip_offset`, whose
-/// next-header field is `next`. None when the chain is longer, unreadable or
-/// ends in something other than UDP or TCP.
-#[inline(always)]
-pub(crate) fn walk_ipv6_extensions(
-    skb: *mut __sk_buff,
-    ip_offset: u32,
-    mut next: u8,
-) -> Option<Ipv6Transport> {
-    let mut offset = ip_offset + IPV6_HEADER_LEN;
-    let mut walked = Ipv6Transport {
-        l4_proto: 0,
-        l4_offset: 0,
-        fragment_offset: 0,
-        fragment_id: 0,
-        more_fragments: false,
-    };
-    for _ in 0..MAX_IPV6_EXTENSIONS {
-        match next {
-            IPPROTO_UDP | IPPROTO_TCP => {
-                walked.l4_proto = next;
-                walked.l4_offset = offset;
-                return Some(walked);
-            }
-            IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_DSTOPTS => {
-                let [following, units] = load::<2>(skb, offset)?;
-                next = following;
-                offset += (units as u32 + 1) * 8;
-            }
-            IPPROTO_FRAGMENT => {
-                let fragment = load::<8>(skb, offset)?;
-                next = fragment[0];
-                let field = u16::from_be_bytes([fragment[2], fragment[3]]);
-                walked.fragment_offset = ((field >> 3) as u32) * 8;
-                walked.more_fragments = field & 1 != 0;
-                walked.fragment_id =
-                    u32::from_be_bytes([fragment[4], fragment[5], fragment[6], fragment[7]]);
-                offset += 8;
-                if walked.fragment_offset != 0 {
-                    // Later fragments carry no transport header.
-                    walked.l4_proto = next;
-                    walked.l4_offset = offset;
-                    return Some(walked);
-                }
-            }
-            _ => return None,
-        }
-    }
-    if next == IPPROTO_UDP || next == IPPROTO_TCP {
-        walked.l4_proto = next;
-        walked.l4_offset = offset;
-        return Some(walked);
-    }
-    None
-}
-
 #[inline(always)]
 fn classify_transport(
     skb: *mut __sk_buff,
@@ -315,169 +232,4 @@ fn is_udp_query(skb: *mut __sk_buff, l4_offset: u32) -> bool {
         Some([flags]) => flags & 0x80 == 0,
         None => false,
     }
-}
-
-/// Reads `N` bytes at the start of the packet's linear area. The caller has
-/// checked `data + N <= data_end`.
-#[inline(always)]
-unsafe fn read_in_place<const N: usize>(data: usize) -> [u8; N] {
-    // SAFETY: the caller checked that N bytes at `data` are packet data.
-    unsafe { (data as *const [u8; N]).read_unaligned() }
-}
-
-/// Copies `N` bytes at `offset` through `bpf_skb_load_bytes`, which also
-/// reaches paged skb data.
-#[inline(always)]
-pub(crate) fn load<const N: usize>(skb: *mut __sk_buff, offset: u32) -> Option<[u8; N]> {
-    let mut buf = MaybeUninit::<[u8; N]>::uninit();
-    // SAFETY: the helper writes at most N bytes into the N-byte buffer and
-    // reads the skb, the program's context.
-    let ret = unsafe { bpf_skb_load_bytes(skb.cast(), offset, buf.as_mut_ptr().cast(), N as u32) };
-    // SAFETY: the helper filled all N bytes when it returned 0.
-    (ret == 0).then(|| unsafe { buf.assume_init() })
-}
-
-/// The capture classes by position; naming the length here makes a change
-/// to the number of classes fail to compile until `capture` handles it.
-const CLASSES: [usize; 3] = DNS_CAPTURE_CLASSES;
-
-/// Records the packet in the smallest capture class that holds it, or cut
-/// to the largest. Each branch reserves a record of constant size, as
-/// `bpf_ringbuf_reserve` requires.
-#[inline(always)]
-pub(crate) fn capture(skb: *mut __sk_buff, flags: u32) {
-    // SAFETY: the skb pointer is the program's context, valid for its run.
-    let packet_len = unsafe { (*skb).len };
-    if packet_len == 0 {
-        return;
-    }
-    if packet_len <= CLASSES[0] as u32 {
-        capture_into::<{ CLASSES[0] }>(skb, flags, packet_len, packet_len);
-    } else if packet_len <= CLASSES[1] as u32 {
-        capture_into::<{ CLASSES[1] }>(skb, flags, packet_len, packet_len);
-    } else if packet_len <= CLASSES[2] as u32 {
-        capture_into::<{ CLASSES[2] }>(skb, flags, packet_len, packet_len);
-    } else {
-        capture_into::<{ CLASSES[2] }>(
-            skb,
-            flags | DNS_FLAG_TRUNCATED,
-            packet_len,
-            CLASSES[2] as u32,
-        );
-    }
-}
-
-/// Records the first `head_len` (at most `CLASSES[0]`) bytes of a local
-/// server's response leaving, flagged [`DNS_FLAG_HEAD`]: cut on purpose, not
-/// by the capture's size.
-#[inline(always)]
-fn capture_head(skb: *mut __sk_buff, head_len: u32) {
-    // SAFETY: the skb pointer is the program's context, valid for its run.
-    let packet_len = unsafe { (*skb).len };
-    if packet_len == 0 {
-        return;
-    }
-    let captured_len = if packet_len < head_len {
-        packet_len
-    } else {
-        head_len
-    };
-    capture_into::<{ CLASSES[0] }>(
-        skb,
-        DNS_FLAG_EGRESS | DNS_FLAG_HEAD,
-        packet_len,
-        captured_len,
-    );
-}
-
-/// Reserves a record with an `N`-byte data area and copies the first
-/// `captured_len` packet bytes into it.
-#[inline(always)]
-fn capture_into<const N: usize>(
-    skb: *mut __sk_buff,
-    flags: u32,
-    packet_len: u32,
-    captured_len: u32,
-) {
-    record_packet::<N>(
-        skb,
-        EVENT_KIND_DNS_PACKET,
-        flags,
-        packet_len,
-        captured_len,
-        LOSS_DNS_PACKET,
-    );
-}
-
-/// Reserves a record of `kind` with an `N`-byte data area and copies the
-/// first `captured_len` packet bytes into it.
-#[inline(always)]
-pub(crate) fn record_packet<const N: usize>(
-    skb: *mut __sk_buff,
-    kind: u32,
-    flags: u32,
-    packet_len: u32,
-    captured_len: u32,
-    loss_slot: u32,
-) {
-    if captured_len == 0 || captured_len > N as u32 {
-        return;
-    }
-    let copy_len = verifier_len::<N>(captured_len);
-    let Some(mut entry) = EVENTS.reserve::<DnsPacketEvent<N>>(0) else {
-        count_loss(loss_slot);
-        return;
-    };
-    let event = entry.as_mut_ptr();
-    // SAFETY: `event` points at the reserved record, sized for
-    // DnsPacketEvent<N>; the helper copies `copy_len` ≤ N bytes into its
-    // N-byte data area; the other helpers read the skb, the context.
-    unsafe {
-        let data = core::ptr::addr_of_mut!((*event).data);
-        if bpf_skb_load_bytes(skb.cast(), 0, data.cast(), copy_len) != 0 {
-            entry.discard(0);
-            count_loss(loss_slot);
-            return;
-        }
-        core::ptr::addr_of_mut!((*event).header).write(DnsPacketHeader {
-            kind,
-            flags,
-            // Tick resolution (4 ms at HZ=250) is plenty to place a DNS
-            // message in time where the kernel has the coarse clock.
-            timestamp_ns: clock::now_ns(),
-            cgroup_id: bpf_skb_cgroup_id(skb),
-            socket_cookie: bpf_get_socket_cookie(skb.cast()),
-            packet_len,
-            captured_len,
-        });
-    }
-    entry.submit(SUBMIT_FLAGS);
-}
-
-/// `len`, which the caller has checked to lie in `1..=N`, in a register the
-/// verifier knows to lie there.
-///
-/// The helper's length must be provably non-zero. The compiler turns a
-/// lower-bound check into `len != 0` or folds both bounds into one
-/// comparison of `len - 1`, and verifiers before 6.8 learn nothing about
-/// `len` from either (Debian 12's 6.1 refuses the program: "R4 min value is
-/// outside of the allowed memory range"). Signed comparisons against
-/// constants on the very register passed on are what every verifier tracks;
-/// for an in-range `len` both jumps are taken and the value is unchanged.
-#[inline(always)]
-fn verifier_len<const N: usize>(len: u32) -> u32 {
-    let mut len = len as u64;
-    // SAFETY: two compares and moves on one register; no memory is touched.
-    unsafe {
-        core::arch::asm!(
-            "if {len} s> 0 goto +1",
-            "{len} = 1",
-            "if {len} s<= {max} goto +1",
-            "{len} = {max}",
-            len = inout(reg) len,
-            max = const N,
-            options(nomem, nostack),
-        );
-    }
-    len as u32
 }

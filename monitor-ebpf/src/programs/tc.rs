@@ -14,7 +14,10 @@ use pinwatch_common::{
     DNS_FLAG_ETHERNET, DNS_FLAG_INTERFACE, DNS_PORT, FRAGMENT_MAX_ENTRIES, FragmentKey,
 };
 
-use super::dns::{ETH_P_IP, ETH_P_IPV6, IPPROTO_UDP, capture, load, walk_ipv6_extensions};
+use super::{
+    capture::capture,
+    packet::{ETH_P_IP, ETH_P_IPV6, IPPROTO_UDP, load, walk_ipv6_extensions},
+};
 
 /// Ethernet header in front of the IP header at tc on the interfaces this
 /// program is attached to (userspace attaches it to Ethernet devices only).
