@@ -21,7 +21,7 @@ use std::{
 use super::{EBPF_OBJECT, bpf_sys};
 
 /// `BPF_FS_MAGIC` from linux/magic.h.
-const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+const BPF_FS_MAGIC: u32 = 0xcafe_4a11;
 const LINKS: &str = "links";
 const MAPS_PREFIX: &str = "maps-";
 /// Prefix of the interface hook's link pins.
@@ -220,7 +220,9 @@ fn is_bpffs(path: &Path) -> bool {
     let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
     // SAFETY: a valid NUL-terminated path and a writable statfs.
     let ret = unsafe { libc::statfs(path.as_ptr(), &mut fs) };
-    ret == 0 && fs.f_type == BPF_FS_MAGIC
+    // f_type is i64 in glibc and u64 in musl (the release build): compare
+    // the magic's 32 bits either way.
+    ret == 0 && fs.f_type as u32 == BPF_FS_MAGIC
 }
 
 fn mount_bpffs(at: &Path) -> Result<(), PinError> {
