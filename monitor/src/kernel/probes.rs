@@ -223,6 +223,15 @@ impl Probes {
             loader.map_pin_path(name, path.as_path());
         }
         let ebpf = loader.load(EBPF_OBJECT).map_err(KernelError::Object)?;
+        if options.pins.is_some() {
+            // A map left out of `MAPS` works, but starts empty after every
+            // restart instead of being adopted.
+            for (name, _) in ebpf.maps() {
+                if !name.starts_with('.') && !MAPS.contains(&name) {
+                    tracing::warn!(map = name, "eBPF map not pinned (missing from pins::MAPS)");
+                }
+            }
+        }
         let mut probes = Probes {
             ebpf: Arc::new(Mutex::new(ebpf)),
             programs: Vec::new(),
