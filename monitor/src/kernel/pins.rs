@@ -14,7 +14,10 @@ use std::{
     collections::BTreeSet,
     ffi::CString,
     io,
-    os::{fd::AsFd, unix::ffi::OsStrExt},
+    os::{
+        fd::{AsFd, BorrowedFd, OwnedFd},
+        unix::ffi::OsStrExt,
+    },
     path::{Path, PathBuf},
 };
 
@@ -203,6 +206,37 @@ fn remove_dir(dir: &Path) -> Result<(), PinError> {
             source,
         }),
     }
+}
+
+/// A link for `program` at a hook: the one pinned at `pin` switched to it
+/// in one step, or a new one (`create`), pinned there. A pin whose link
+/// the kernel will not update (another hook) is replaced, the new link
+/// attached before the old pin goes.
+pub fn link_or_update(
+    program: BorrowedFd<'_>,
+    pin: Option<&Path>,
+    create: impl FnOnce(BorrowedFd<'_>) -> std::io::Result<OwnedFd>,
+) -> std::io::Result<OwnedFd> {
+    if let Some(pin) = pin
+        && let Ok(link) = bpf_sys::obj_get(pin)
+    {
+        match bpf_sys::link_update(link.as_fd(), program) {
+            Ok(()) => return Ok(link),
+            Err(error) => {
+                tracing::warn!(pin = %pin.display(), "cannot switch a pinned link to the new program ({error}); replacing it");
+            }
+        }
+    }
+    let link = create(program)?;
+    if let Some(pin) = pin {
+        match std::fs::remove_file(pin) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        bpf_sys::obj_pin(link.as_fd(), pin)?;
+    }
+    Ok(link)
 }
 
 /// Link and program ids behind the pins.
