@@ -254,7 +254,12 @@ fn is_bpffs(path: &Path) -> bool {
     let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
     // SAFETY: a valid NUL-terminated path and a writable statfs.
     let ret = unsafe { libc::statfs(path.as_ptr(), &mut fs) };
-    ret == 0 && fs.f_type == BPF_FS_MAGIC
+    #[allow(
+        clippy::unnecessary_cast,
+        reason = "f_type is i64 with glibc, u64 with musl (the release build)"
+    )]
+    let f_type = fs.f_type as i64;
+    ret == 0 && f_type == BPF_FS_MAGIC
 }
 
 fn mount_bpffs(at: &Path) -> Result<(), PinError> {
