@@ -8,6 +8,7 @@
 //! `--only b3` reruns one part and replaces only its section.
 mod analysis;
 mod b10;
+mod b11;
 mod b2;
 mod b3;
 mod b4;
@@ -39,12 +40,14 @@ pinned = ["192.0.2.0/24", "127.0.0.0/8"]
 trusted_resolvers = ["127.0.0.1", "198.51.100.53"]
 "#;
 
-const PARTS: [&str; 10] = ["b1", "b2", "b3", "b4", "b5", "b6", "b7", "b8", "b9", "b10"];
+const PARTS: [&str; 11] = [
+    "b1", "b2", "b3", "b4", "b5", "b6", "b7", "b8", "b9", "b10", "b11",
+];
 const DOC: &str = "BENCHMARKS.md";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Run only these parts (b1…b10, comma-separated); their sections of
+    /// Run only these parts (b1…b11, comma-separated); their sections of
     /// BENCHMARKS.md are replaced, the others kept.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
@@ -108,6 +111,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             "b8" => b8::run(),
             "b9" => b9::run(),
             "b10" => b10::run(),
+            "b11" => b11::run(),
             _ => b7::run(),
         }
         .with_context(|| format!("benchmark {part}"))?;

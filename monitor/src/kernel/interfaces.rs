@@ -41,8 +41,7 @@ use tokio::io::unix::AsyncFd;
 
 use super::{
     BpfFailure, Probes, ProgramStatus, bpf_sys,
-    pins::{IFACE_PREFIX, PinDir},
-    probes::link_or_update,
+    pins::{IFACE_PREFIX, PinDir, link_or_update},
 };
 
 pub const PROGRAM: &str = "pw_dns_iface";

@@ -6,6 +6,7 @@ mod cgroup;
 mod failure;
 pub mod features;
 pub mod interfaces;
+mod liveness;
 mod owners;
 pub mod pins;
 mod policy;
@@ -17,9 +18,10 @@ pub mod unload;
 
 pub use cgroup::find_cgroup2_root;
 pub use failure::BpfFailure;
+pub use liveness::DaemonState;
 pub use policy::Policy;
 pub use preflight::preflight;
-pub use probes::{AttachOptions, DaemonState, EventMaps, Probes, ProgramStatus};
+pub use probes::{AttachOptions, EventMaps, Probes, ProgramStatus};
 
 use std::path::PathBuf;
 

@@ -14,14 +14,17 @@ use std::{
     collections::BTreeSet,
     ffi::CString,
     io,
-    os::{fd::AsFd, unix::ffi::OsStrExt},
+    os::{
+        fd::{AsFd, BorrowedFd, OwnedFd},
+        unix::ffi::OsStrExt,
+    },
     path::{Path, PathBuf},
 };
 
 use super::{EBPF_OBJECT, bpf_sys};
 
 /// `BPF_FS_MAGIC` from linux/magic.h.
-const BPF_FS_MAGIC: u32 = 0xcafe_4a11;
+const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 const LINKS: &str = "links";
 const MAPS_PREFIX: &str = "maps-";
 /// Prefix of the interface hook's link pins.
@@ -205,6 +208,37 @@ fn remove_dir(dir: &Path) -> Result<(), PinError> {
     }
 }
 
+/// A link for `program` at a hook: the one pinned at `pin` switched to it
+/// in one step, or a new one (`create`), pinned there. A pin whose link
+/// the kernel will not update (another hook) is replaced, the new link
+/// attached before the old pin goes.
+pub fn link_or_update(
+    program: BorrowedFd<'_>,
+    pin: Option<&Path>,
+    create: impl FnOnce(BorrowedFd<'_>) -> std::io::Result<OwnedFd>,
+) -> std::io::Result<OwnedFd> {
+    if let Some(pin) = pin
+        && let Ok(link) = bpf_sys::obj_get(pin)
+    {
+        match bpf_sys::link_update(link.as_fd(), program) {
+            Ok(()) => return Ok(link),
+            Err(error) => {
+                tracing::warn!(pin = %pin.display(), "cannot switch a pinned link to the new program ({error}); replacing it");
+            }
+        }
+    }
+    let link = create(program)?;
+    if let Some(pin) = pin {
+        match std::fs::remove_file(pin) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        bpf_sys::obj_pin(link.as_fd(), pin)?;
+    }
+    Ok(link)
+}
+
 /// Link and program ids behind the pins.
 #[derive(Debug, Default, Clone)]
 pub struct PinnedIds {
@@ -220,9 +254,12 @@ fn is_bpffs(path: &Path) -> bool {
     let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
     // SAFETY: a valid NUL-terminated path and a writable statfs.
     let ret = unsafe { libc::statfs(path.as_ptr(), &mut fs) };
-    // f_type is i64 in glibc and u64 in musl (the release build): compare
-    // the magic's 32 bits either way.
-    ret == 0 && fs.f_type as u32 == BPF_FS_MAGIC
+    #[allow(
+        clippy::unnecessary_cast,
+        reason = "f_type is i64 with glibc, u64 with musl (the release build)"
+    )]
+    let f_type = fs.f_type as i64;
+    ret == 0 && f_type == BPF_FS_MAGIC
 }
 
 fn mount_bpffs(at: &Path) -> Result<(), PinError> {

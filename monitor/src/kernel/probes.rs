@@ -1,7 +1,7 @@
 use std::{
     collections::BTreeSet,
     fs::File,
-    os::fd::{AsFd, BorrowedFd, OwnedFd},
+    os::fd::{AsFd, OwnedFd},
     path::{Path, PathBuf},
     sync::{Arc, Mutex, MutexGuard, PoisonError, Weak},
 };
@@ -11,16 +11,14 @@ use aya::{
     maps::{Array, MapData, PerCpuArray, RingBuf},
     programs::{CgroupSkb, CgroupSockAddr},
 };
-use pinwatch_common::{
-    DAEMON_FLAG_KEEP_ENFORCING, DAEMON_FLAGS, DAEMON_HEARTBEAT_NS, DAEMON_LOSS_REPORTED, LOSS_SLOTS,
-};
 use serde::Serialize;
 
 use super::{
     BpfFailure, EBPF_OBJECT, KernelError, bpf_sys,
     features::Probed,
     interfaces::InterfaceCoverage,
-    pins::{MAPS, PinDir},
+    liveness::{self, DaemonState},
+    pins::{MAPS, PinDir, link_or_update},
     policy::Policy,
 };
 
@@ -173,15 +171,6 @@ pub struct Probes {
     previous: DaemonState,
 }
 
-/// What `DAEMON` held when the object was loaded.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DaemonState {
-    /// CLOCK_MONOTONIC nanoseconds of the last heartbeat; 0 for none.
-    pub heartbeat_ns: u64,
-    /// The `EVENTS_LOST` sums already reported, per `LOSS_*` slot.
-    pub reported: [u64; LOSS_SLOTS as usize],
-}
-
 impl Probes {
     /// Loads every program and attaches it (beside systemd's, Cilium's or
     /// Tetragon's programs on the same cgroup), after the watched ports are
@@ -223,6 +212,15 @@ impl Probes {
             loader.map_pin_path(name, path.as_path());
         }
         let ebpf = loader.load(EBPF_OBJECT).map_err(KernelError::Object)?;
+        if options.pins.is_some() {
+            // A map left out of `MAPS` works, but starts empty after every
+            // restart instead of being adopted.
+            for (name, _) in ebpf.maps() {
+                if !name.starts_with('.') && !MAPS.contains(&name) {
+                    tracing::warn!(map = name, "eBPF map not pinned (missing from pins::MAPS)");
+                }
+            }
+        }
         let mut probes = Probes {
             ebpf: Arc::new(Mutex::new(ebpf)),
             programs: Vec::new(),
@@ -231,9 +229,10 @@ impl Probes {
             pins: options.pins.clone(),
             previous: DaemonState::default(),
         };
-        probes.previous = probes.read_daemon_state()?;
+        let previous = liveness::read(&probes.ebpf())?;
+        probes.previous = previous;
         probes.set_policy(policy)?;
-        probes.beat(options.keep_enforcing)?;
+        liveness::first_beat(&mut probes.ebpf(), options.keep_enforcing)?;
         let cgroup = File::open(cgroup_root).map_err(|source| KernelError::Read {
             path: cgroup_root.into(),
             source,
@@ -290,50 +289,6 @@ impl Probes {
         })
         .map_err(attach_error)?;
         self.links.push(link);
-        Ok(())
-    }
-
-    /// `DAEMON` as it is: an earlier run's heartbeat and reported losses
-    /// when the maps were adopted, zeros otherwise.
-    fn read_daemon_state(&self) -> Result<DaemonState, KernelError> {
-        let ebpf = self.ebpf();
-        let map = daemon_map(&ebpf)?;
-        let read = |slot: u32| map.get(&slot, 0).unwrap_or(0);
-        let mut state = DaemonState {
-            heartbeat_ns: read(DAEMON_HEARTBEAT_NS),
-            ..DaemonState::default()
-        };
-        for (slot, reported) in state.reported.iter_mut().enumerate() {
-            *reported = read(DAEMON_LOSS_REPORTED + slot as u32);
-        }
-        Ok(state)
-    }
-
-    /// Writes the first heartbeat and the `on_crash` choice, before any hook
-    /// runs: a hook that saw no heartbeat would not enforce.
-    fn beat(&self, keep_enforcing: bool) -> Result<(), KernelError> {
-        let mut ebpf = self.ebpf();
-        let map = ebpf.map_mut("DAEMON").ok_or(KernelError::Map {
-            map: "DAEMON",
-            source: BpfFailure::Missing,
-        })?;
-        let mut map: Array<&mut MapData, u64> =
-            Array::try_from(map).map_err(|e| KernelError::Map {
-                map: "DAEMON",
-                source: BpfFailure::map(e),
-            })?;
-        let flags = if keep_enforcing {
-            DAEMON_FLAG_KEEP_ENFORCING
-        } else {
-            0
-        };
-        let update_error = |e| KernelError::MapUpdate {
-            map: "DAEMON",
-            source: BpfFailure::map(e),
-        };
-        map.set(DAEMON_FLAGS, flags, 0).map_err(update_error)?;
-        map.set(DAEMON_HEARTBEAT_NS, monotonic_ns(), 0)
-            .map_err(update_error)?;
         Ok(())
     }
 
@@ -436,63 +391,6 @@ pub struct EventMaps {
     pub lost: PerCpuArray<MapData, u64>,
     /// Written by the source: heartbeat and reported losses.
     pub daemon: Array<MapData, u64>,
-}
-
-fn daemon_map(ebpf: &Ebpf) -> Result<Array<&MapData, u64>, KernelError> {
-    let map = ebpf.map("DAEMON").ok_or(KernelError::Map {
-        map: "DAEMON",
-        source: BpfFailure::Missing,
-    })?;
-    Array::try_from(map).map_err(|e| KernelError::Map {
-        map: "DAEMON",
-        source: BpfFailure::map(e),
-    })
-}
-
-/// CLOCK_MONOTONIC in nanoseconds: the clock of the kernel's stamps and of
-/// the heartbeat the hooks compare with.
-pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec for the call's duration.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    u64::try_from(ts.tv_sec)
-        .unwrap_or(0)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(u64::try_from(ts.tv_nsec).unwrap_or(0))
-}
-
-/// A link for `program` at a hook: the one pinned at `pin` switched to it
-/// in one step, or a new one (`create`), pinned there. A pin whose link
-/// the kernel will not update (another hook) is replaced, the new link
-/// attached before the old pin goes.
-pub(super) fn link_or_update(
-    program: BorrowedFd<'_>,
-    pin: Option<&Path>,
-    create: impl FnOnce(BorrowedFd<'_>) -> std::io::Result<OwnedFd>,
-) -> std::io::Result<OwnedFd> {
-    if let Some(pin) = pin
-        && let Ok(link) = bpf_sys::obj_get(pin)
-    {
-        match bpf_sys::link_update(link.as_fd(), program) {
-            Ok(()) => return Ok(link),
-            Err(error) => {
-                tracing::warn!(pin = %pin.display(), "cannot switch a pinned link to the new program ({error}); replacing it");
-            }
-        }
-    }
-    let link = create(program)?;
-    if let Some(pin) = pin {
-        match std::fs::remove_file(pin) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-        bpf_sys::obj_pin(link.as_fd(), pin)?;
-    }
-    Ok(link)
 }
 
 /// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; newer ones use

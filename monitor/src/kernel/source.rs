@@ -20,10 +20,7 @@ use pinwatch_common::{
 };
 use tokio::{io::unix::AsyncFd, sync::mpsc};
 
-use super::{
-    owners::OwnerRefresh,
-    probes::{EventMaps, monotonic_ns},
-};
+use super::{liveness::monotonic_ns, owners::OwnerRefresh, probes::EventMaps};
 use crate::{
     clock::TimeBase,
     decode::{self, Clock, Record},

@@ -176,14 +176,26 @@ pub fn remove_stale(cgroup_root: &Path, adopted: &PinnedIds) -> Result<StaleChec
     if stale.is_empty() {
         return Ok(StaleCheck::Clean);
     }
-    for program in &stale {
-        detach(&cgroup, program).map_err(|source| StaleError::Detach {
-            program: program.to_string(),
-            cgroup: cgroup_root.into(),
-            source,
-        })?;
+    let mut removed = Vec::new();
+    for program in stale {
+        match detach(&cgroup, &program) {
+            Ok(()) => removed.push(program),
+            // Detached meanwhile: a link whose last pin just went is
+            // released after the query listed its program.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+            Err(source) => {
+                return Err(StaleError::Detach {
+                    program: program.to_string(),
+                    cgroup: cgroup_root.into(),
+                    source,
+                });
+            }
+        }
     }
-    Ok(StaleCheck::Removed(stale))
+    if removed.is_empty() {
+        return Ok(StaleCheck::Clean);
+    }
+    Ok(StaleCheck::Removed(removed))
 }
 
 /// The pinwatch process that holds programs on the cgroup root, other than

@@ -141,6 +141,18 @@ impl Daemon {
         self.child.id()
     }
 
+    /// Ends the daemon with `signal` and waits for it, leaving its pins
+    /// (SIGUSR2: a handover; SIGKILL: a crash) and its directory, for the
+    /// next daemon of the same configuration to adopt.
+    pub fn end_with(mut self, signal: i32) -> anyhow::Result<()> {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+        self.child.wait()?;
+        // The next daemon reuses the directory; nothing is left to stop.
+        std::mem::forget(self);
+        Ok(())
+    }
+
     pub fn alerts(&self) -> PathBuf {
         self.dir.join("alerts.ndjson")
     }
