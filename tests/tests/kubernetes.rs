@@ -234,6 +234,13 @@ fn the_base_renders_validates_and_deploys_what_readme_says() {
         volume("cgroup")["hostPath"]["path"].as_str(),
         Some("/sys/fs/cgroup")
     );
+    // The pins outlive the pod: the node's bpffs, writable.
+    let bpffs = mount("/sys/fs/bpf");
+    assert_ne!(bpffs["readOnly"].as_bool(), Some(true));
+    assert_eq!(
+        volume(bpffs["name"].as_str().unwrap())["hostPath"]["path"].as_str(),
+        Some("/sys/fs/bpf")
+    );
 
     // The ConfigMap carries a file pinwatch accepts, watched, alerts on stdout.
     let configmap = by_kind(&docs, "ConfigMap");
