@@ -91,9 +91,18 @@ pub fn boot(image: &Path, script: &Path, rw_dir: &Path) -> anyhow::Result<Boot> 
         .env("PATH", path)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        // Piped, not inherited: QEMU opens /proc/self/fd/2 as a file
+        // chardev, which truncates whatever file our stderr is (a
+        // `cargo xtask test > log 2>&1` lost everything before the VMs).
+        .stderr(Stdio::piped())
         .spawn()
         .context("cannot start vng")?;
+    let stderr = child.stderr.take().context("no stderr")?;
+    let forward = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            eprintln!("{}", line.unwrap_or_default());
+        }
+    });
     // The console as it comes (a VM under emulation is slow), and kept.
     let mut output = String::new();
     for line in BufReader::new(child.stdout.take().context("no stdout")?).lines() {
@@ -103,6 +112,7 @@ pub fn boot(image: &Path, script: &Path, rw_dir: &Path) -> anyhow::Result<Boot> 
         output.push('\n');
     }
     let status = child.wait()?;
+    let _ = forward.join();
     if status.code() == Some(124) {
         bail!("the VM did not finish within {} s", BOOT_TIMEOUT.as_secs());
     }
