@@ -4,16 +4,18 @@
 use std::{path::Path, process::Command};
 
 fn check_config(text: &str) -> (Option<i32>, String) {
-    let dir = std::env::temp_dir().join(format!("pinwatch-check-config-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let file = dir.join(format!("{:x}.toml", text.len()));
+    // Removed with the guard, also when the test fails.
+    let dir = tempfile::Builder::new()
+        .prefix("pinwatch-check-config-")
+        .tempdir()
+        .expect("temp dir");
+    let file = dir.path().join("pinwatch.toml");
     std::fs::write(&file, text).expect("write config");
     let out = Command::new(env!("CARGO_BIN_EXE_pinwatch"))
         .args(["check-config", "-c"])
         .arg(Path::new(&file))
         .output()
         .expect("run pinwatch check-config");
-    let _ = std::fs::remove_file(&file);
     (
         out.status.code(),
         format!(
