@@ -2,7 +2,7 @@
 //! to the cgroup v2 root.
 use std::{
     fs,
-    os::fd::{AsFd, AsRawFd, BorrowedFd},
+    os::fd::AsFd,
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -77,7 +77,7 @@ pub fn attached_pinwatch_programs(root: &Path) -> Vec<(String, u32)> {
     let names = loaded_pinwatch_programs();
     let mut found: Vec<(String, u32)> = PINWATCH_HOOKS
         .iter()
-        .flat_map(|&hook| prog_query(cgroup.as_fd(), hook))
+        .flat_map(|&hook| crate::bpf_sys::prog_query(cgroup.as_fd(), hook))
         .filter_map(|id| {
             names
                 .iter()
@@ -87,38 +87,6 @@ pub fn attached_pinwatch_programs(root: &Path) -> Vec<(String, u32)> {
         .collect();
     found.sort();
     found
-}
-
-/// BPF_PROG_QUERY: the ids of the programs attached to `cgroup` itself
-/// (not inherited) at `attach_type`.
-fn prog_query(cgroup: BorrowedFd, attach_type: u32) -> Vec<u32> {
-    const BPF_PROG_QUERY: libc::c_long = 16;
-    #[repr(C, align(8))]
-    struct Attr([u8; 160]);
-    let mut ids = [0u32; 64];
-    let mut attr = Attr([0; 160]);
-    let fields = [
-        (0, cgroup.as_raw_fd() as u64, 4),
-        (4, u64::from(attach_type), 4),
-        (16, ids.as_mut_ptr() as u64, 8),
-        (24, ids.len() as u64, 4),
-    ];
-    for (offset, value, size) in fields {
-        attr.0[offset..offset + size].copy_from_slice(&value.to_ne_bytes()[..size]);
-    }
-    // SAFETY: attr is a valid buffer of the size passed; the ids buffer it
-    // points to outlives the call.
-    let ret =
-        unsafe { libc::syscall(libc::SYS_bpf, BPF_PROG_QUERY, attr.0.as_mut_ptr(), 160usize) };
-    assert!(
-        ret >= 0,
-        "BPF_PROG_QUERY of attach type {attach_type}: {}",
-        std::io::Error::last_os_error()
-    );
-    let mut count = [0u8; 4];
-    count.copy_from_slice(&attr.0[24..28]);
-    let count = (u32::from_ne_bytes(count) as usize).min(ids.len());
-    ids[..count].to_vec()
 }
 
 /// Waits (10 s at most: the kernel frees programs after an RCU grace

@@ -13,6 +13,8 @@
 
 mod alerts;
 mod bpf;
+/// Raw bpf(2) commands the tests need beyond aya.
+pub mod bpf_sys;
 mod cmd;
 mod connect;
 mod crafted;

@@ -8,18 +8,16 @@
 use std::{
     ffi::CString,
     fs,
-    os::{
-        fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd},
-        unix::ffi::OsStrExt,
-    },
-    path::{Path, PathBuf},
+    os::{fd::AsFd, unix::ffi::OsStrExt},
+    path::PathBuf,
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
 use pinwatch_integration_tests::{
     Daemon, DaemonConfig, Database, assert_all_unloaded, assert_ecs_base,
-    attached_pinwatch_programs, cgroup_root, field, lines, pinwatch_bin, require_root, str_field,
+    attached_pinwatch_programs, bpf_sys as bpf, cgroup_root, field, lines, pinwatch_bin,
+    require_root, str_field,
 };
 use serde_json::Value;
 
@@ -34,88 +32,6 @@ fn config() -> DaemonConfig {
             &["192.0.2.0/24"],
         )],
         trusted_resolvers: Vec::new(),
-    }
-}
-
-/// bpf(2) for what aya does not offer a test: attaching a program found by
-/// id the way an older pinwatch or a person with bpftool would.
-mod bpf {
-    use super::*;
-
-    const BPF_OBJ_PIN: libc::c_long = 6;
-    const BPF_PROG_ATTACH: libc::c_long = 8;
-    const BPF_PROG_DETACH: libc::c_long = 9;
-    const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
-    const BPF_LINK_CREATE: libc::c_long = 28;
-    pub const INET_INGRESS: u32 = 0;
-    pub const INET4_CONNECT: u32 = 10;
-    const BPF_F_ALLOW_MULTI: u32 = 2;
-
-    #[repr(C, align(8))]
-    struct Attr([u8; 160]);
-
-    fn call(cmd: libc::c_long, fields: &[(usize, u64, usize)]) -> std::io::Result<i64> {
-        let mut attr = Attr([0; 160]);
-        for &(offset, value, size) in fields {
-            attr.0[offset..offset + size].copy_from_slice(&value.to_ne_bytes()[..size]);
-        }
-        // SAFETY: attr is a valid buffer of the size passed; pointers in it
-        // refer to buffers the caller keeps alive across the call.
-        let ret = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.0.as_mut_ptr(), 160usize) };
-        if ret < 0 {
-            Err(std::io::Error::last_os_error())
-        } else {
-            Ok(ret)
-        }
-    }
-
-    fn owned(ret: i64) -> OwnedFd {
-        // SAFETY: the command returned a new descriptor nothing else owns.
-        unsafe { OwnedFd::from_raw_fd(ret as i32) }
-    }
-
-    pub fn prog_fd(id: u32) -> std::io::Result<OwnedFd> {
-        call(BPF_PROG_GET_FD_BY_ID, &[(0, u64::from(id), 4)]).map(owned)
-    }
-
-    /// A cgroup link, as pinwatch makes them.
-    pub fn link_create(prog: BorrowedFd, cgroup: BorrowedFd, attach_type: u32) -> OwnedFd {
-        let fields = [
-            (0, prog.as_raw_fd() as u64, 4),
-            (4, cgroup.as_raw_fd() as u64, 4),
-            (8, u64::from(attach_type), 4),
-        ];
-        owned(call(BPF_LINK_CREATE, &fields).expect("bpf_link_create"))
-    }
-
-    pub fn pin(fd: BorrowedFd, path: &Path) {
-        let path = CString::new(path.as_os_str().as_bytes()).unwrap();
-        let fields = [(0, path.as_ptr() as u64, 8), (8, fd.as_raw_fd() as u64, 4)];
-        call(BPF_OBJ_PIN, &fields).expect("bpf_obj_pin");
-    }
-
-    /// BPF_PROG_ATTACH: the cgroup itself holds the program from now on.
-    pub fn prog_attach(prog: BorrowedFd, cgroup: BorrowedFd, attach_type: u32) {
-        let fields = [
-            (0, cgroup.as_raw_fd() as u64, 4),
-            (4, prog.as_raw_fd() as u64, 4),
-            (8, u64::from(attach_type), 4),
-            (12, u64::from(BPF_F_ALLOW_MULTI), 4),
-        ];
-        call(BPF_PROG_ATTACH, &fields).expect("bpf_prog_attach");
-    }
-
-    pub fn prog_detach(
-        prog: BorrowedFd,
-        cgroup: BorrowedFd,
-        attach_type: u32,
-    ) -> std::io::Result<()> {
-        let fields = [
-            (0, cgroup.as_raw_fd() as u64, 4),
-            (4, prog.as_raw_fd() as u64, 4),
-            (8, u64::from(attach_type), 4),
-        ];
-        call(BPF_PROG_DETACH, &fields).map(drop)
     }
 }
 
