@@ -97,7 +97,7 @@ impl ResolvConfs {
                 size: m.size(),
                 mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
             },
-            Err(_) if !process.exists() => return None,
+            Err(_) if is_exiting(&process) => return None,
             Err(_) => Stamp {
                 dev: 0,
                 ino: 0,
@@ -110,11 +110,14 @@ impl ResolvConfs {
         {
             return Some(conf.clone());
         }
+        let text = match read_bounded(&file) {
+            Some(text) => text,
+            None if is_exiting(&process) => return None,
+            None => String::new(),
+        };
         let conf = Arc::new(ResolvConf {
             path: mounted_from(&process).unwrap_or_else(|| "/etc/resolv.conf".into()),
-            nameservers: read_bounded(&file)
-                .map(|text| parse_resolv_conf(&text))
-                .unwrap_or_default(),
+            nameservers: parse_resolv_conf(&text),
         });
         if self
             .by_namespace
@@ -131,6 +134,13 @@ impl ResolvConfs {
         }
         Some(conf)
     }
+}
+
+/// An exiting process lets go of its root directory before its pid, mount
+/// namespace and mountinfo: it has no resolv.conf left to read, which is not
+/// the same as having none (that would claim it was told of no resolver).
+fn is_exiting(process: &Path) -> bool {
+    std::fs::read_link(process.join("root")).is_err()
 }
 
 fn read_bounded(file: &Path) -> Option<String> {
@@ -185,5 +195,45 @@ mod tests {
         let again = confs.of(pid).unwrap();
         assert!(Arc::ptr_eq(&first, &again), "cached while unchanged");
         assert_eq!(confs.of(u32::MAX), None, "no such process");
+    }
+
+    /// A process as `/proc` shows it: its mount namespace, mountinfo, and a
+    /// root directory unless it is exiting.
+    fn fake_process(proc: &Path, pid: u32, root: Option<&Path>) {
+        let dir = proc.join(pid.to_string());
+        std::fs::create_dir_all(dir.join("ns")).unwrap();
+        std::fs::write(dir.join("ns/mnt"), "").unwrap();
+        std::fs::write(
+            dir.join("mountinfo"),
+            "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n",
+        )
+        .unwrap();
+        if let Some(root) = root {
+            std::os::unix::fs::symlink(root, dir.join("root")).unwrap();
+        }
+    }
+
+    #[test]
+    fn an_exiting_process_has_no_resolv_conf_rather_than_an_empty_one() {
+        let scratch = tempfile::tempdir().unwrap();
+        let proc = scratch.path().join("proc");
+        let root = scratch.path().join("root");
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        fake_process(&proc, 10, None);
+        fake_process(&proc, 11, Some(&root));
+        let mut confs = ResolvConfs::new(proc);
+        assert_eq!(
+            confs.of(10),
+            None,
+            "its container's other processes are asked instead"
+        );
+        let without = confs.of(11).expect("a live process without the file");
+        assert!(without.nameservers.is_empty(), "{without:?}");
+        std::fs::write(root.join("etc/resolv.conf"), "nameserver 198.51.100.53\n").unwrap();
+        let mut confs = ResolvConfs::new(scratch.path().join("proc"));
+        assert_eq!(
+            confs.of(11).expect("a live process").nameservers,
+            ["198.51.100.53".parse::<IpAddr>().unwrap()]
+        );
     }
 }
