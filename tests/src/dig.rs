@@ -1,8 +1,13 @@
 //! `dig` run inside a namespace, its answer section parsed.
-use std::net::IpAddr;
+use std::{
+    io::Write,
+    net::IpAddr,
+    process::{Child, ChildStdin, Stdio},
+    time::{Duration, Instant},
+};
 
 use crate::{
-    cmd::{describe, output},
+    cmd::{Captured, describe, output},
     netns::NetNs,
 };
 
@@ -79,6 +84,109 @@ pub fn try_dig(
             describe(&cmd)
         )
     })
+}
+
+/// A dig that stays alive after its answer until dropped (`dig -f -`,
+/// queries read from a pipe kept open): the daemon reads the asking
+/// process's resolv.conf from `/proc`, which a dig that exited at once may
+/// no longer have when a loaded machine drains the ring a little late.
+pub struct LingeringDig {
+    child: Child,
+    queries: Option<ChildStdin>,
+    output: Captured,
+    command: String,
+}
+
+impl LingeringDig {
+    /// Asks `server` for `name qtype` from namespace `ns` and waits for the
+    /// answer; panics naming the command when none comes.
+    pub fn ask(ns: &NetNs, server: impl Into<IpAddr>, name: &str, qtype: &str) -> LingeringDig {
+        let mut cmd = ns.command("dig");
+        cmd.args([
+            &format!("@{}", server.into()),
+            "-f",
+            "-",
+            "+noall",
+            "+comments",
+            "+answer",
+            "+time=2",
+            "+tries=1",
+        ]);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let command = describe(&cmd);
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start `{command}`: {e}"));
+        let output = Captured::default();
+        for pipe in [
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            output.drain(pipe, |_| {});
+        }
+        let mut dig = LingeringDig {
+            queries: child.stdin.take(),
+            child,
+            output,
+            command,
+        };
+        if let Some(queries) = &mut dig.queries {
+            writeln!(queries, "{name} {qtype}")
+                .unwrap_or_else(|e| panic!("`{}`: writing the query: {e}", dig.command));
+        }
+        dig.wait_for_answer();
+        dig
+    }
+
+    /// dig prints its answer section's records, then a blank line.
+    fn wait_for_answer(&self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let text = self.output.text();
+            if let Some(answer) = parse(&text)
+                && !answer.answers.is_empty()
+                && text.ends_with("\n\n")
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "`{}`: no answer within 5 s:\n{text}",
+                self.command
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// What dig printed so far, parsed.
+    pub fn answer(&self) -> DigResult {
+        let text = self.output.text();
+        parse(&text).unwrap_or_else(|| panic!("`{}`: no status line:\n{text}", self.command))
+    }
+}
+
+impl Drop for LingeringDig {
+    fn drop(&mut self) {
+        // End of its queries: dig exits.
+        drop(self.queries.take());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Parses `dig +noall +comments +answer` output.

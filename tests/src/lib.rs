@@ -55,7 +55,7 @@ pub use crafted::{
     in_netns, injected, question_name, response, udp_socket_in,
 };
 pub use daemon::{Daemon, DaemonConfig, Database, pinwatch_bin};
-pub use dig::{Answer, DigResult, dig, try_dig};
+pub use dig::{Answer, DigResult, LingeringDig, dig, try_dig};
 pub use dist::{Dist, workspace_root};
 pub use dnsmasq::{DnsRecords, Dnsmasq};
 pub use ecs::assert_ecs_fields;

@@ -10,8 +10,8 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use pinwatch_integration_tests::{
     ALERT_TIMEOUT, ContainerSpec, DNS_V4, Daemon, DaemonConfig, Database, DnsRecords, Dnsmasq, Lab,
-    Podman, ResolvConf, assert_ecs_base, assert_ecs_fields, dig, field, ip_list_field, lines,
-    str_field,
+    LingeringDig, Podman, ResolvConf, assert_ecs_base, assert_ecs_fields, field, ip_list_field,
+    lines, str_field,
 };
 use serde_json::Value;
 
@@ -48,8 +48,11 @@ fn a_process_asking_the_resolver_its_resolv_conf_names_is_trusted() {
     let podman = Podman::with_busybox();
 
     // `ip netns exec` mounts /etc/netns/NAME/resolv.conf: it names the lab resolver.
+    // The clients stay alive until their alerts are judged: trust is read
+    // from the asking process's own resolv.conf while it runs.
     let resolv = ResolvConf::set(&lab.client, DNS_V4);
-    let answer = dig(&lab.client, DNS_V4, DB_HOST, "A");
+    let trusting = LingeringDig::ask(&lab.client, DNS_V4, DB_HOST, "A");
+    let answer = trusting.answer();
     assert_eq!(answer.addresses(), [IpAddr::V4(GENUINE)], "{}", answer.raw);
     // A container whose resolv.conf names it (`--dns`).
     let container = podman.run(
@@ -65,7 +68,7 @@ fn a_process_asking_the_resolver_its_resolv_conf_names_is_trusted() {
     // Then a client told to ask elsewhere asks the lab resolver anyway.
     drop(resolv);
     let _resolv = ResolvConf::set(&lab.client, ELSEWHERE);
-    dig(&lab.client, DNS_V4, DB_HOST, "A");
+    let _ignoring = LingeringDig::ask(&lab.client, DNS_V4, DB_HOST, "A");
 
     // Events are judged in order: once the last client's alert is in, the
     // first two would be too.
