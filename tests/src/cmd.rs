@@ -45,16 +45,22 @@ pub(crate) fn command(program: &str, args: &[&str]) -> Command {
     cmd
 }
 
+/// Starts `cmd` with its stdout piped; panics naming the command when it
+/// cannot start. Returns the child and the command line, for messages.
+pub(crate) fn spawn_piped(cmd: &mut Command, stdin: Stdio, stderr: Stdio) -> (Child, String) {
+    cmd.stdin(stdin).stdout(Stdio::piped()).stderr(stderr);
+    let line = describe(cmd);
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start `{line}`: {e}"));
+    (child, line)
+}
+
 /// Starts a server in the background, its stdout and stderr drained into
 /// one log (shown when a test fails); panics naming the command when it
 /// cannot start.
 pub(crate) fn spawn_logged(cmd: &mut Command) -> (Child, Captured) {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start `{}`: {e}", describe(cmd)));
+    let (mut child, _) = spawn_piped(cmd, Stdio::null(), Stdio::piped());
     let log = Captured::default();
     if let Some(stdout) = child.stdout.take() {
         log.drain(stdout, |_| {});

@@ -1,7 +1,7 @@
 //! A TCP connect from a process in a namespace whose pid the test knows.
 use std::{net::IpAddr, process::Stdio};
 
-use crate::{cmd::describe, netns::NetNs, provision::python3};
+use crate::{cmd::spawn_piped, netns::NetNs, provision::python3};
 
 /// The connecting process: python3 prints its own pid so the harness can
 /// check that it is the pid of the child it spawned.
@@ -34,13 +34,7 @@ pub fn connect(ns: &NetNs, ip: impl Into<IpAddr>, port: u16) -> Connect {
     let ip = ip.into();
     let mut cmd = ns.command(python3());
     cmd.args(["-c", SCRIPT, &ip.to_string(), &port.to_string()]);
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let line = describe(&cmd);
-    let child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start `{line}`: {e}"));
+    let (child, line) = spawn_piped(&mut cmd, Stdio::null(), Stdio::piped());
     let pid = child.id();
     let out = child
         .wait_with_output()

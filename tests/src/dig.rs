@@ -7,7 +7,7 @@ use std::{
 };
 
 use crate::{
-    cmd::{Captured, describe, output},
+    cmd::{Captured, describe, output, spawn_piped},
     netns::NetNs,
 };
 
@@ -112,13 +112,7 @@ impl LingeringDig {
             "+time=2",
             "+tries=1",
         ]);
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let command = describe(&cmd);
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start `{command}`: {e}"));
+        let (mut child, command) = spawn_piped(&mut cmd, Stdio::piped(), Stdio::piped());
         let output = Captured::default();
         for pipe in [
             child

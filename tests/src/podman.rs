@@ -12,7 +12,7 @@ use std::{
 };
 
 use crate::{
-    cmd::{Captured, command, describe, output, run},
+    cmd::{Captured, command, describe, output, run, spawn_piped},
     netns::NetNs,
 };
 
@@ -193,14 +193,8 @@ impl Podman {
         ready_line: &'static str,
     ) -> Foreground<'_> {
         let mut cmd = self.command(&["run", "--name", name, "--log-driver", "k8s-file"]);
-        cmd.args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let line = describe(&cmd);
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run `{line}`: {e}"));
+        cmd.args(args);
+        let (mut child, line) = spawn_piped(&mut cmd, Stdio::null(), Stdio::piped());
         let stdout = Captured::default();
         let stderr = Captured::default();
         let (ready_tx, ready_rx) = mpsc::channel();

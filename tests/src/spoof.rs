@@ -10,7 +10,7 @@ use std::{
 };
 
 use crate::{
-    cmd::{Captured, describe, output, spawn_logged},
+    cmd::{Captured, describe, output, spawn_logged, spawn_piped},
     dig::try_dig,
     netns::NetNs,
     poll,
@@ -132,14 +132,8 @@ impl UdpDnsClient {
     /// In `ns`, or in the host's own namespace for `None`.
     pub fn start(ns: Option<&NetNs>, bind: IpAddr) -> UdpDnsClient {
         let mut cmd = python(ns);
-        cmd.args(["-c", CLIENT, &bind.to_string()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        let line = describe(&cmd);
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start `{line}`: {e}"));
+        cmd.args(["-c", CLIENT, &bind.to_string()]);
+        let (mut child, line) = spawn_piped(&mut cmd, Stdio::piped(), Stdio::null());
         let stdin = child.stdin.take();
         let mut stdout = BufReader::new(child.stdout.take().expect("piped")).lines();
         let hello = stdout
@@ -202,14 +196,8 @@ pub struct Resolved {
 /// Runs a python3 getaddrinfo for `name` inside `ns` and waits for it.
 pub fn resolve_with_libc(ns: &NetNs, name: &str) -> Resolved {
     let mut cmd = ns.command(python3());
-    cmd.args(["-c", RESOLVE, name])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let line = describe(&cmd);
-    let child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start `{line}`: {e}"));
+    cmd.args(["-c", RESOLVE, name]);
+    let (child, line) = spawn_piped(&mut cmd, Stdio::null(), Stdio::piped());
     let spawned = child.id();
     let out = child
         .wait_with_output()
