@@ -20,8 +20,8 @@ use pinwatch::{
     decode::{PacketMeta, Parsed, udp_message},
     detector::Detector,
     event::{
-        ConnectAction, ConnectEvent, DbSegmentEvent, Direction, DnsEvent, DnsOwnerEvent, Event,
-        Hook, LossEvent, LossOrigin, OwnerRole, Process, Transport,
+        ConnectAction, ConnectEvent, DbSegmentEvent, Direction, DnsEvent, DnsOwnerEvent,
+        DnsSentEvent, Event, Hook, LossEvent, LossOrigin, OwnerRole, Process, Transport,
     },
     reassembly::Assembler,
 };
@@ -340,7 +340,7 @@ impl State {
             cgroup_id: 1,
         };
         let cookie = COOKIES[usize::from(choice) % COOKIES.len()];
-        let event = match script.byte() % 4 {
+        let event = match script.byte() % 5 {
             0 => Event::Connect(ConnectEvent {
                 timestamp: self.now,
                 process,
@@ -381,6 +381,12 @@ impl State {
                     cut_short: choice & 2 != 0,
                 })
             }
+            3 => Event::DnsSent(DnsSentEvent {
+                timestamp: self.now,
+                source: addr(SERVERS[usize::from(choice >> 2) % SERVERS.len()]),
+                destination: addr(CLIENTS[usize::from(choice >> 5) % CLIENTS.len()]),
+                id: u16::from(choice),
+            }),
             _ => Event::Loss(LossEvent {
                 timestamp: self.now,
                 origin: LossOrigin::KernelDnsPacket,

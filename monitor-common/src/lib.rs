@@ -11,6 +11,7 @@ pub const EVENT_KIND_DNS_PACKET: u32 = 1;
 pub const EVENT_KIND_CONNECT: u32 = 2;
 pub const EVENT_KIND_DB_SEGMENT: u32 = 3;
 pub const EVENT_KIND_DNS_OWNER: u32 = 4;
+pub const EVENT_KIND_DNS_SENT: u32 = 5;
 
 /// Packet bytes copied per DNS packet at most, counted from the IP header:
 /// the largest of [`DNS_CAPTURE_CLASSES`]. Enough for a 1232-byte DNS message
@@ -43,7 +44,9 @@ pub const DNS_FLAG_INTERFACE: u32 = 1 << 2;
 pub const DNS_FLAG_ETHERNET: u32 = 1 << 3;
 /// Only the IP, UDP and DNS headers were copied, on purpose: a UDP response
 /// leaving a socket on this host, whose records the detector does not read
-/// there (it judges the response where it is delivered).
+/// there (it judges the response where it is delivered). The programs now
+/// write a [`DnsSentEvent`] instead; the daemon still reads these records,
+/// which a ring adopted from an earlier version may hold.
 pub const DNS_FLAG_HEAD: u32 = 1 << 4;
 /// Ethernet header length in records flagged [`DNS_FLAG_ETHERNET`].
 pub const ETHERNET_HEADER_LEN: usize = 14;
@@ -261,11 +264,34 @@ pub struct DnsOwnerEvent {
     pub comm: [u8; 16],
 }
 
+/// A UDP DNS response leaving a socket on this host (a local server's
+/// answer), [`EVENT_KIND_DNS_SENT`]: the stub path needs only when it left,
+/// its addresses and its id, and the response is judged whole where it is
+/// delivered. Read from the packet in place, with no helper but the clock.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct DnsSentEvent {
+    pub kind: u32,
+    /// `AF_INET` (2) or `AF_INET6` (10).
+    pub family: u32,
+    /// As [`DnsPacketHeader::timestamp_ns`].
+    pub timestamp_ns: u64,
+    /// Addresses in network byte order; IPv4 in the first four bytes.
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
+    /// Ports and the DNS message id, in host byte order.
+    pub sport: u16,
+    pub dport: u16,
+    pub id: u16,
+    pub _pad: [u8; 2],
+}
+
 /// Sockets remembered, with their owner record, in the owner LRU map.
 pub const DNS_OWNER_MAX_ENTRIES: u32 = 16_384;
 
 const _: () = assert!(core::mem::size_of::<DnsOwnerEvent>() == 88);
 const _: () = assert!(core::mem::size_of::<DnsPacketHeader>() == 40);
+const _: () = assert!(core::mem::size_of::<DnsSentEvent>() == 56);
 const _: () = assert!(core::mem::size_of::<ConnectEvent>() == 88);
 const _: () = assert!(core::mem::size_of::<DbSegmentEvent>() == 40 + DB_SEGMENT_BYTES);
 const _: () = assert!(core::mem::size_of::<DbFlow>() == 8);

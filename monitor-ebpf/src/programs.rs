@@ -8,6 +8,7 @@ mod dns;
 mod dns_owner;
 mod maps;
 mod packet;
+mod sent;
 mod sockaddr;
 mod tc;
 

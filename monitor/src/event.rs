@@ -19,6 +19,9 @@ pub enum Event {
     DbSegment(DbSegmentEvent),
     /// A process handed a DNS socket an address (`detector::matching`).
     DnsOwner(DnsOwnerEvent),
+    /// A local server's UDP response left this host's socket: what the stub
+    /// path needs of it (the kernel sends no more).
+    DnsSent(DnsSentEvent),
     /// The daemon adopted the kernel side an earlier run left, and read
     /// the backlog it captured meanwhile.
     Restarted(RestartEvent),
@@ -126,6 +129,17 @@ impl Section {
             Section::Additional => "additional",
         }
     }
+}
+
+/// A UDP DNS response sent by a socket on this host, summarized by the
+/// kernel: it is judged whole where it is delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DnsSentEvent {
+    pub timestamp: SystemTime,
+    pub source: SocketAddr,
+    pub destination: SocketAddr,
+    /// The DNS message id.
+    pub id: u16,
 }
 
 /// The process behind a socket that talks DNS, reported once per socket by

@@ -239,28 +239,21 @@ in cache), the program's own header checks and record fill (~65 ns),
 `bpf_ktime_get_coarse_ns` (same clock base, tick resolution).
 
 A UDP response leaving a socket on this host (a local resolver's answer) is
-now copied only to the end of its DNS header (`DNS_FLAG_HEAD`: IP, UDP and
-DNS headers, 40 bytes over IPv4): it is judged whole where it is delivered,
-and on its way out only its id and addresses feed the stub path. That takes
-the copy out of the egress response's cost, but not the record: reading the
-QR bit (a `bpf_skb_load_bytes` of one byte) to tell it from a query sent from
-port 53, the reservation, the submit and the three helpers are what is left,
-which is why the egress response now costs about what an egress query does
-(itself a record of a few dozen bytes). The ≤ 3× goal (about 110 ns of the
-program's own beside the fixed ~55 ns) cannot be met by any program that
-writes a ring-buffer record per packet. What would meet it, and was not done
-in this round: for responses leaving a local server, an update of an LRU
-hash map (source, destination, id → time) in place of the record, looked up
-by the daemon only when a delivered response raises an alert (the stub path
-names stub and upstream on alerts only); for delivered responses, a
-watched-name set in a BPF map and a kernel-side match against the waiting
-query, so that the common answer (matching its query, an unwatched name, no
-record owned by a watched name, a trusted resolver) becomes a counter. The
-second needs the kernel to walk every record's owner name (compression
-pointers included) for `dns-bailiwick-violation` and the CNAME rules, and to
-keep what a second response is compared against (`dns-conflicting-responses`
-normalizes records, order and TTL aside) — bounded loops that the 5.10
-verifier must accept; not started. On ingress, the spread between runs is
+judged whole where it is delivered; on its way out the stub path needs only
+its addresses, ports and id. It is now summarized in a 56-byte record
+(`DnsSentEvent`) read from the packet in place where the headers lie in the
+linear area (the QR bit included, so no `bpf_skb_load_bytes` at all), with no
+helper but the coarse clock: no cgroup id, no socket cookie, no copy. Before
+(`DNS_FLAG_HEAD`), its headers were copied into a packet record beside those
+three helpers. For delivered responses, what would meet the ≤ 3× goal and
+was not done: a watched-name set in a BPF map and a kernel-side match
+against the waiting query, so that the common answer (matching its query, an
+unwatched name, no record owned by a watched name, a trusted resolver)
+becomes a counter. That needs the kernel to walk every record's owner name
+(compression pointers included) for `dns-bailiwick-violation` and the CNAME
+rules, and to keep what a second response is compared against
+(`dns-conflicting-responses` normalizes records, order and TTL aside) —
+bounded loops that the 5.10 verifier must accept; not started. On ingress, the spread between runs is
 about ±10% on a quiet machine and far more while other kernel tests and VMs
 run on the same two cores: the loss count printed with the table says when
 the drainer fell behind (a failed reservation is cheaper than a record, so

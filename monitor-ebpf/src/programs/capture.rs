@@ -6,8 +6,8 @@ use aya_ebpf::{
     helpers::generated::{bpf_get_socket_cookie, bpf_skb_cgroup_id, bpf_skb_load_bytes},
 };
 use pinwatch_common::{
-    DNS_CAPTURE_CLASSES, DNS_FLAG_EGRESS, DNS_FLAG_HEAD, DNS_FLAG_TRUNCATED, DnsPacketEvent,
-    DnsPacketHeader, EVENT_KIND_DNS_PACKET, LOSS_DNS_PACKET,
+    DNS_CAPTURE_CLASSES, DNS_FLAG_TRUNCATED, DnsPacketEvent, DnsPacketHeader,
+    EVENT_KIND_DNS_PACKET, LOSS_DNS_PACKET,
 };
 
 use super::{
@@ -43,29 +43,6 @@ pub(crate) fn capture(skb: *mut __sk_buff, flags: u32) {
             CLASSES[2] as u32,
         );
     }
-}
-
-/// Records the first `head_len` (at most `CLASSES[0]`) bytes of a local
-/// server's response leaving, flagged [`DNS_FLAG_HEAD`]: cut on purpose, not
-/// by the capture's size.
-#[inline(always)]
-pub(crate) fn capture_head(skb: *mut __sk_buff, head_len: u32) {
-    // SAFETY: the skb pointer is the program's context, valid for its run.
-    let packet_len = unsafe { (*skb).len };
-    if packet_len == 0 {
-        return;
-    }
-    let captured_len = if packet_len < head_len {
-        packet_len
-    } else {
-        head_len
-    };
-    capture_into::<{ CLASSES[0] }>(
-        skb,
-        DNS_FLAG_EGRESS | DNS_FLAG_HEAD,
-        packet_len,
-        captured_len,
-    );
 }
 
 /// Reserves a record with an `N`-byte data area and copies the first

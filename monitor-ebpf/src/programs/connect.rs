@@ -19,10 +19,9 @@ use pinwatch_common::{
 use super::{
     clock,
     maps::{DAEMON, EVENTS, PINNED_V4, PINNED_V6, SUBMIT_FLAGS, WATCHED_PORTS, count_loss},
-    sockaddr::{self, AF_INET},
+    sockaddr::{self, AF_INET, AF_INET6},
 };
 
-const AF_INET6: u32 = 10;
 const IPPROTO_TCP: u32 = 6;
 /// sock_addr programs answer 1 to let the call proceed, 0 to make it fail
 /// with EPERM.

@@ -9,18 +9,16 @@ use aya_ebpf::{
 use pinwatch_common::{DNS_FLAG_EGRESS, DNS_PORT};
 
 use super::{
-    capture::{CLASSES, capture, capture_head},
+    capture::capture,
     db,
     packet::{
         ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP, IPV6_HEADER_LEN, load, read_in_place,
         walk_ipv6_extensions,
     },
-    tc,
+    sent, tc,
 };
 
 const ALLOW: i32 = 1;
-const UDP_HEADER_LEN: u32 = 8;
-const DNS_HEADER_LEN: u32 = 12;
 
 /// tc action "no verdict": the next program on the hook (or the stack) decides.
 const TC_ACT_UNSPEC: i32 = -1;
@@ -29,7 +27,11 @@ const TC_ACT_UNSPEC: i32 = -1;
 pub fn pw_dns_egress(ctx: SkBuffContext) -> i32 {
     match classify(ctx.skb.skb, true) {
         Class::Dns => capture(ctx.skb.skb, DNS_FLAG_EGRESS),
-        Class::DnsHead(head_len) => capture_head(ctx.skb.skb, head_len),
+        Class::FromServer { ipv6, l4_offset } => {
+            if !sent::record(ctx.skb.skb, ipv6, l4_offset) {
+                capture(ctx.skb.skb, DNS_FLAG_EGRESS);
+            }
+        }
         Class::DbSegment => db::capture_segment(ctx.skb.skb, true),
         Class::Other => {}
     }
@@ -40,8 +42,8 @@ pub fn pw_dns_egress(ctx: SkBuffContext) -> i32 {
 pub fn pw_dns_ingress(ctx: SkBuffContext) -> i32 {
     match classify(ctx.skb.skb, false) {
         Class::Dns => capture(ctx.skb.skb, 0),
-        // Only egress classifies a packet as a head.
-        Class::DnsHead(_) => capture(ctx.skb.skb, 0),
+        // Only egress classifies a packet as one from a server.
+        Class::FromServer { .. } => capture(ctx.skb.skb, 0),
         Class::DbSegment => db::capture_segment(ctx.skb.skb, false),
         Class::Other => {}
     }
@@ -61,10 +63,13 @@ pub fn pw_dns_iface(ctx: TcContext) -> i32 {
 enum Class {
     /// UDP or TCP from or to port 53, with payload.
     Dns,
-    /// A UDP DNS response leaving a socket on this host (a local server's
-    /// answer): the detector uses only its addresses and DNS header, so
-    /// only the first `.0` bytes (IP, UDP and DNS headers) are copied.
-    DnsHead(u32),
+    /// A UDP datagram leaving a socket on this host from port 53: a local
+    /// server's answer, of which the detector needs only its addresses and
+    /// id ([`sent`]), or else a query sent from port 53, captured whole.
+    FromServer {
+        ipv6: bool,
+        l4_offset: u32,
+    },
     /// TCP with payload on a connection to a watched database port, seen on
     /// the client's side (egress to the port, ingress from it).
     DbSegment,
@@ -113,6 +118,7 @@ fn classify(skb: *mut __sk_buff, egress: bool) -> Class {
             let total_len = u16::from_be_bytes([header[2], header[3]]) as u32;
             classify_transport(
                 skb,
+                false,
                 l4_proto,
                 header_len,
                 total_len.saturating_sub(header_len),
@@ -136,6 +142,7 @@ fn classify(skb: *mut __sk_buff, egress: bool) -> Class {
                 let ports = [header[40], header[41], header[42], header[43]];
                 return classify_transport(
                     skb,
+                    true,
                     l4_proto,
                     IPV6_HEADER_LEN,
                     payload_len,
@@ -157,6 +164,7 @@ fn classify(skb: *mut __sk_buff, egress: bool) -> Class {
             };
             classify_transport(
                 skb,
+                true,
                 walked.l4_proto,
                 walked.l4_offset,
                 (payload_len + IPV6_HEADER_LEN).saturating_sub(walked.l4_offset),
@@ -171,6 +179,7 @@ fn classify(skb: *mut __sk_buff, egress: bool) -> Class {
 #[inline(always)]
 fn classify_transport(
     skb: *mut __sk_buff,
+    ipv6: bool,
     l4_proto: u8,
     l4_offset: u32,
     l4_len: u32,
@@ -191,13 +200,8 @@ fn classify_transport(
         // A response leaving a local server is judged again where it is
         // delivered; here only its id and addresses feed the stub path, so
         // its records are not copied (most of a resolver's DNS bytes).
-        let head_len = l4_offset + UDP_HEADER_LEN + DNS_HEADER_LEN;
-        if egress
-            && src == DNS_PORT
-            && head_len <= CLASSES[0] as u32
-            && !is_udp_query(skb, l4_offset)
-        {
-            return Class::DnsHead(head_len);
+        if egress && src == DNS_PORT {
+            return Class::FromServer { ipv6, l4_offset };
         }
         return Class::Dns;
     }

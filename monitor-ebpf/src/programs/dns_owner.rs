@@ -32,10 +32,9 @@ use pinwatch_common::{
 use super::{
     clock,
     maps::{EVENTS, SUBMIT_FLAGS, count_loss},
-    sockaddr::{self, AF_INET},
+    sockaddr::{self, AF_INET, AF_INET6},
 };
 
-const AF_INET6: u32 = 10;
 const IPPROTO_TCP: u32 = 6;
 const IPPROTO_UDP: u32 = 17;
 const ALLOW: i32 = 1;

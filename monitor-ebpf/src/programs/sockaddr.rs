@@ -3,6 +3,7 @@
 use aya_ebpf::programs::SockAddrContext;
 
 pub const AF_INET: u32 = 2;
+pub const AF_INET6: u32 = 10;
 
 /// The destination address in network byte order; IPv4 fills the first four
 /// bytes. The context allows only 4-byte reads of `user_ip6`, hence words.

@@ -105,7 +105,7 @@ fn random_records_never_panic() {
                 let _ = dns_events(&packet);
             }
             Ok(Record::Connect(_)) => decoded.1 += 1,
-            Ok(Record::DnsOwner(_)) => {}
+            Ok(Record::DnsOwner(_) | Record::DnsSent(_)) => {}
             Ok(Record::DbSegment(packet)) => {
                 assert!(packet.ip_packet.len() <= pinwatch_common::DB_SEGMENT_BYTES);
                 let _ = crate::decode::db_segment_event(&packet);

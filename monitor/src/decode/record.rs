@@ -19,13 +19,14 @@ use pinwatch_common::{
     CONNECT_ACTION_ALLOWED, CONNECT_ACTION_BLOCKED, ConnectEvent as RawConnect, DB_SEGMENT_BYTES,
     DNS_CAPTURE_CLASSES, DNS_FLAG_EGRESS, DNS_FLAG_ETHERNET, DNS_FLAG_HEAD, DNS_FLAG_INTERFACE,
     DNS_FLAG_TRUNCATED, DnsOwnerEvent as RawDnsOwner, DnsPacketHeader as RawDnsHeader,
-    ETHERNET_HEADER_LEN, EVENT_KIND_CONNECT, EVENT_KIND_DB_SEGMENT, EVENT_KIND_DNS_OWNER,
-    EVENT_KIND_DNS_PACKET, OWNER_ROLE_DNS, OWNER_ROLE_DOH, OWNER_ROLE_DOT,
+    DnsSentEvent as RawDnsSent, ETHERNET_HEADER_LEN, EVENT_KIND_CONNECT, EVENT_KIND_DB_SEGMENT,
+    EVENT_KIND_DNS_OWNER, EVENT_KIND_DNS_PACKET, EVENT_KIND_DNS_SENT, OWNER_ROLE_DNS,
+    OWNER_ROLE_DOH, OWNER_ROLE_DOT,
 };
 
 use super::{Clock, DecodeError, PacketMeta};
 use crate::event::{
-    ConnectAction, ConnectEvent, Direction, DnsOwnerEvent, Hook, OwnerRole, Process,
+    ConnectAction, ConnectEvent, Direction, DnsOwnerEvent, DnsSentEvent, Hook, OwnerRole, Process,
 };
 
 /// One decoded ring-buffer record.
@@ -38,6 +39,8 @@ pub enum Record {
     DbSegment(DnsPacket),
     /// The process behind a DNS socket.
     DnsOwner(DnsOwnerEvent),
+    /// A local server's response leaving, summarized.
+    DnsSent(DnsSentEvent),
 }
 
 /// A captured IP packet carrying DNS, before the DNS payload is parsed.
@@ -90,6 +93,7 @@ pub fn decode_record(bytes: &[u8], clock: &Clock) -> Result<Record, DecodeError>
         }
         RecordKind::Connect => connect(&read_record(bytes)?, clock).map(Record::Connect),
         RecordKind::DnsOwner => dns_owner(&read_record(bytes)?, clock).map(Record::DnsOwner),
+        RecordKind::DnsSent => dns_sent(&read_record(bytes)?, clock).map(Record::DnsSent),
     }
 }
 
@@ -98,6 +102,7 @@ enum RecordKind {
     DbSegment,
     Connect,
     DnsOwner,
+    DnsSent,
 }
 
 impl TryFrom<u32> for RecordKind {
@@ -108,6 +113,7 @@ impl TryFrom<u32> for RecordKind {
             EVENT_KIND_DB_SEGMENT => Ok(RecordKind::DbSegment),
             EVENT_KIND_CONNECT => Ok(RecordKind::Connect),
             EVENT_KIND_DNS_OWNER => Ok(RecordKind::DnsOwner),
+            EVENT_KIND_DNS_SENT => Ok(RecordKind::DnsSent),
             other => Err(DecodeError::UnknownKind(other)),
         }
     }
@@ -128,6 +134,9 @@ unsafe impl Plain for RawDnsHeader {}
 unsafe impl Plain for RawConnect {}
 // SAFETY: repr(C), integers and byte arrays, explicit padding.
 unsafe impl Plain for RawDnsOwner {}
+// SAFETY: repr(C), integers and byte arrays, explicit padding (56 bytes,
+// asserted in pinwatch_common).
+unsafe impl Plain for RawDnsSent {}
 
 /// A fixed-size record: exactly one struct.
 trait KernelRecord: Plain {
@@ -140,6 +149,10 @@ impl KernelRecord for RawConnect {
 
 impl KernelRecord for RawDnsOwner {
     const KIND: u32 = EVENT_KIND_DNS_OWNER;
+}
+
+impl KernelRecord for RawDnsSent {
+    const KIND: u32 = EVENT_KIND_DNS_SENT;
 }
 
 /// Copies a `T` out of the first `size_of::<T>()` bytes of `bytes`.
@@ -427,6 +440,15 @@ pub fn dns_owner(raw: &RawDnsOwner, clock: &Clock) -> Result<DnsOwnerEvent, Deco
         role,
         destination: SocketAddr::new(ip, raw.dport),
         resolv_conf: None,
+    })
+}
+
+pub fn dns_sent(raw: &RawDnsSent, clock: &Clock) -> Result<DnsSentEvent, DecodeError> {
+    Ok(DnsSentEvent {
+        timestamp: clock.to_system_time(raw.timestamp_ns),
+        source: SocketAddr::new(address(raw.family, raw.saddr)?, raw.sport),
+        destination: SocketAddr::new(address(raw.family, raw.daddr)?, raw.dport),
+        id: raw.id,
     })
 }
 

@@ -476,9 +476,67 @@ fn dns_owner_record_bad_fields() {
     ));
 }
 
-/// A local server's response as the kernel records it leaving: IP, UDP and
-/// DNS headers only (`DNS_FLAG_HEAD`), in the smallest class. It decodes to
-/// its id and addresses, and the cut is no fault of the message.
+fn raw_sent(family: u32, saddr: [u8; 16], daddr: [u8; 16]) -> RawDnsSent {
+    RawDnsSent {
+        kind: EVENT_KIND_DNS_SENT,
+        family,
+        timestamp_ns: 3_000,
+        saddr,
+        daddr,
+        sport: 53,
+        dport: 40000,
+        id: 0x5151,
+        _pad: [0; 2],
+    }
+}
+
+/// A local server's response leaving, as the kernel summarizes it: when,
+/// from and to where, and its id; over IPv4 and IPv6, and nothing else.
+#[test]
+fn dns_sent_record_of_a_response_leaving() {
+    let mut server = [0u8; 16];
+    server[..4].copy_from_slice(&[10, 0, 0, 53]);
+    let mut client = [0u8; 16];
+    client[..4].copy_from_slice(&[10, 0, 0, 2]);
+    let Ok(Record::DnsSent(sent)) = decode_both_ways(&bytes_of(&raw_sent(2, server, client)))
+    else {
+        panic!("a sent record");
+    };
+    assert_eq!(sent.source, "10.0.0.53:53".parse().unwrap());
+    assert_eq!(sent.destination, "10.0.0.2:40000".parse().unwrap());
+    assert_eq!(sent.id, 0x5151);
+    assert_eq!(sent.timestamp, clock().to_system_time(3_000));
+
+    let (stub, app) = (
+        Ipv6Addr::LOCALHOST,
+        Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 2),
+    );
+    let Ok(Record::DnsSent(sent)) =
+        decode_both_ways(&bytes_of(&raw_sent(10, stub.octets(), app.octets())))
+    else {
+        panic!("a sent record");
+    };
+    assert_eq!(sent.source, SocketAddr::new(stub.into(), 53));
+    assert_eq!(sent.destination, SocketAddr::new(app.into(), 40000));
+
+    assert!(matches!(
+        decode_both_ways(&bytes_of(&raw_sent(3, server, client))),
+        Err(DecodeError::BadFamily(3))
+    ));
+    let bytes = bytes_of(&raw_sent(2, server, client));
+    assert!(matches!(
+        decode_both_ways(&bytes[..bytes.len() - 8]),
+        Err(DecodeError::ShortRecord {
+            kind: EVENT_KIND_DNS_SENT,
+            ..
+        })
+    ));
+}
+
+/// A local server's response as an earlier version recorded it leaving (a
+/// ring adopted across an upgrade may hold these): IP, UDP and DNS headers
+/// only (`DNS_FLAG_HEAD`), in the smallest class. It decodes to its id and
+/// addresses, and the cut is no fault of the message.
 #[test]
 fn dns_head_record_of_a_response_leaving() {
     use crate::decode::test_packets::{a_response, udp4};

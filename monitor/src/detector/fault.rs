@@ -148,6 +148,7 @@ fn timestamp(event: &Event) -> std::time::SystemTime {
         Event::ReloadFailed(e) => e.timestamp,
         Event::DbSegment(e) => e.timestamp,
         Event::DnsOwner(e) => e.timestamp,
+        Event::DnsSent(e) => e.timestamp,
         Event::Restarted(e) => e.timestamp,
     }
 }
@@ -197,6 +198,10 @@ pub(super) fn summary(event: &Event) -> String {
         Event::DnsOwner(o) => format!(
             "DNS socket owner {} (pid {}) to {}",
             o.process.name, o.process.pid, o.destination
+        ),
+        Event::DnsSent(s) => format!(
+            "DNS response {} → {}, id {}, sent by a socket",
+            s.source, s.destination, s.id
         ),
         Event::Loss(l) => format!("loss of {} events ({:?})", l.count, l.origin),
         Event::ReloadFailed(r) => format!("refused reload of {}", r.file.display()),

@@ -158,6 +158,12 @@ impl Detector {
                 self.matching.owner(owner);
                 Vec::new()
             }
+            Event::DnsSent(sent) => {
+                self.counters.dns_messages += 1;
+                self.judging = Stage::Matching;
+                self.matching.sent(sent);
+                Vec::new()
+            }
             Event::Restarted(restart) => {
                 self.judging = Stage::Restarted;
                 vec![restarted(restart)]

@@ -422,6 +422,7 @@ impl Sink<'_> {
                 }
                 batch.push(Event::DnsOwner(owner));
             }
+            Ok(Record::DnsSent(sent)) => batch.push(Event::DnsSent(sent)),
             Ok(Record::DbSegment(packet)) => match decode::db_segment_event(&packet) {
                 Ok(segment) => batch.push(Event::DbSegment(segment)),
                 Err(error) => {

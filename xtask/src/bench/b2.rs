@@ -56,8 +56,9 @@ pub fn run() -> anyhow::Result<String> {
          the bench creates, {SECONDS} s at saturation (`-q 500`), {PAIRS} runs without and \
          {PAIRS} with pinwatch, alternating; medians. Every query and response passes the \
          egress and the ingress program; pinwatch captures three messages per query (the \
-         query as it leaves, the response as it leaves — its headers only — and as it \
-         arrives; a query arriving at the server is passed over in the kernel).\n"
+         query as it leaves, the response as it leaves — summarized in the kernel to its \
+         addresses and id — and as it arrives; a query arriving at the server is passed \
+         over in the kernel).\n"
     )?;
     writeln!(
         md,

@@ -49,7 +49,9 @@ use super::pins::PinIndex;
 use crate::{
     alert::{Alert, HiddenResolution, Resolution},
     config::Config,
-    event::{Direction, DnsEvent, DnsOwnerEvent, Hook, OwnerRole, Process, Transport},
+    event::{
+        Direction, DnsEvent, DnsOwnerEvent, DnsSentEvent, Hook, OwnerRole, Process, Transport,
+    },
 };
 
 /// Responses in the first moments after pinwatch started looking may answer
@@ -135,6 +137,13 @@ impl Matching {
     /// Outstanding queries held; at most [`table::MAX_QUERIES`].
     pub fn outstanding(&self) -> usize {
         self.table.queries()
+    }
+
+    /// A local server's response left a socket on this host, as the kernel
+    /// summarizes it: the stub path's record of what was sent.
+    pub fn sent(&mut self, event: &DnsSentEvent) {
+        self.stubs
+            .sent(event.timestamp, event.source, event.destination, event.id);
     }
 
     pub fn owner(&mut self, event: &DnsOwnerEvent) {

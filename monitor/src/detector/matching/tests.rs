@@ -693,14 +693,43 @@ fn records_outside_the_zone_violate_bailiwick() {
     assert_eq!(rules(&alerts), [Rule::DnsBailiwickViolation], "{alerts:#?}");
 }
 
+/// The stub's relay as a capture shows it (a whole response leaving) and as
+/// the kernel now summarizes it (a sent record): the same path either way.
 #[test]
 fn stub_path_names_the_application_stub_and_upstream() {
+    let whole = |stub: &str, app: &str| match response(
+        "db.lab.test",
+        11,
+        &["203.0.113.66"],
+        stub,
+        app,
+        T + 3,
+    ) {
+        Event::Dns(mut dns) => {
+            dns.direction = Direction::Egress;
+            dns.socket_cookie = 0x57b;
+            Event::Dns(dns)
+        }
+        other => other,
+    };
+    let summarized = |stub: &str, app: &str| {
+        Event::DnsSent(crate::event::DnsSentEvent {
+            timestamp: at(T + 3),
+            source: addr(stub),
+            destination: addr(app),
+            id: 11,
+        })
+    };
+    stub_path_case(&whole);
+    stub_path_case(&summarized);
+}
+
+fn stub_path_case(relay: &dyn Fn(&str, &str) -> Event) {
     let mut d = detector();
     let stub = "127.0.0.1:53";
     let app = "127.0.0.1:41000";
     let stub_upstream_socket = "198.51.100.10:50000";
     let upstream = "198.51.100.53:53";
-    const STUB_COOKIE: u64 = 0x57b;
     const UPSTREAM_SOCKET: u64 = 0x5b0;
     d.observe(&owner(
         UPSTREAM_SOCKET,
@@ -730,16 +759,7 @@ fn stub_path_names_the_application_stub_and_upstream() {
                 UPSTREAM_SOCKET,
             ),
             // The stub relays it: seen leaving the stub, then arriving.
-            with_cookie(
-                match response("db.lab.test", 11, &["203.0.113.66"], stub, app, T + 3) {
-                    Event::Dns(mut dns) => {
-                        dns.direction = Direction::Egress;
-                        Event::Dns(dns)
-                    }
-                    other => other,
-                },
-                STUB_COOKIE,
-            ),
+            relay(stub, app),
             with_cookie(
                 response("db.lab.test", 11, &["203.0.113.66"], stub, app, T + 3),
                 0xa99,
