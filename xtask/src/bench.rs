@@ -115,6 +115,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             _ => b7::run(),
         }
         .with_context(|| format!("benchmark {part}"))?;
+        // Parts rerun alone land beside older ones, maybe from another
+        // machine: each names its own.
+        let section = format!("{}\n_Last run on {}._\n\n", section.trim_end(), machine()?);
         eprintln!(
             "bench: {part} took {:.0} s",
             started.elapsed().as_secs_f64()
@@ -140,7 +143,8 @@ fn read_sections() -> Vec<(String, String)> {
     sections
 }
 
-fn write_doc(sections: &[(String, String)]) -> anyhow::Result<()> {
+/// The machine a part runs on, for the line that ends its section.
+fn machine() -> anyhow::Result<String> {
     let kernel = shell::output("uname", &["-r"])?;
     let cpu = shell::output(
         "sh",
@@ -151,6 +155,18 @@ fn write_doc(sections: &[(String, String)]) -> anyhow::Result<()> {
         "sh",
         &["-c", "grep MemTotal /proc/meminfo | awk '{print $2}'"],
     )?;
+    let date = shell::output("date", &["-u", "+%Y-%m-%d"])?;
+    Ok(format!(
+        "{}: {} cores, {}, {} MiB, kernel {}",
+        date.trim(),
+        cores.trim(),
+        cpu.trim(),
+        memory.trim().parse::<u64>().unwrap_or(0) / 1024,
+        kernel.trim()
+    ))
+}
+
+fn write_doc(sections: &[(String, String)]) -> anyhow::Result<()> {
     let mut doc = String::new();
     writeln!(doc, "# pinwatch benchmarks\n")?;
     writeln!(
@@ -159,11 +175,8 @@ fn write_doc(sections: &[(String, String)]) -> anyhow::Result<()> {
          part, `--long` floods B6 for 10 minutes). It takes `/tmp/pinwatch-kernel.lock`, as the \
          kernel tests do, so no other daemon runs meanwhile. Every figure is a median of several \
          runs, and every ratio compares against a baseline measured side by side in the same \
-         run. Each section was last run on: {} cores, {}, {} MiB, kernel {}.\n",
-        cores.trim(),
-        cpu.trim(),
-        memory.trim().parse::<u64>().unwrap_or(0) / 1024,
-        kernel.trim()
+         run. Each section ends with the date and machine it was last run on; compare figures \
+         across sections only when those match.\n"
     )?;
     let mut ordered: Vec<&(String, String)> = sections.iter().collect();
     // Sections kept by hand (the long fuzz run's) go after the parts.

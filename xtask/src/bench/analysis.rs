@@ -30,12 +30,26 @@ an alert; a one-record answer's fingerprint (kept for
 packet records are decoded from the ring buffer's memory in place instead of
 being copied into an owned packet first.
 
-What is left to try, in order of expected gain: take the responses leaving a
-local server out of the ring altogether (a kernel map the daemon reads only
-for alerts, see B1) — one event of the three per exchange; then the
-kernel-side match of the common delivered answer (see B1), which is what the
-≤ 500 ns per event and ≥ 0.97 goals need; hand the detector messages
-borrowed from the ring instead of owned events moved between threads. On this 2-core machine the daemon competes with the traffic itself
+Done since (2026-12-02, second round): a response leaving a local server
+reaches the daemon as a 56-byte sent record (addresses, ports, id, time) that
+goes straight to the stub path, with nothing to parse. Three runs of this
+part on the same machine that day kept zero loss up to 500,000, 250,000 and
+300,000 events/s: the machine (a VM on a shared host) moves the limit by
+that much from run to run, so compare figures of one run only.
+
+Profile of the criterion *pipeline* for the A case (`perf record -g` on the
+bench binary, `--profile-time 5`), by self time: name handling ~30%
+(`plain_hostname` ~11%, hickory's `LabelIter` ~8%, `same_name` ~5%, the
+escaping text form ~6%), `memmove` ~9%, `malloc` and `free` ~11%, SipHash
+~4%. The question's name is turned into hostname text and looked up in the
+watched set once per rule that asks (the matching rules, the answer check,
+the injected-record check, the fragment check), five to six times a message.
+
+What is left to try, in order of expected gain: the kernel-side match of the
+common delivered answer (see B1), which is what the ≤ 500 ns per event and
+≥ 0.97 goals need; the watched-name lookup made once per message and handed
+to every rule; hand the detector messages borrowed from the ring instead of
+owned events moved between threads. On this 2-core machine the daemon competes with the traffic itself
 (B2: dnsperf and dnsmasq take both cores at saturation), which is why the DNS
 throughput tax follows from the same per-event cost.
 "#;
