@@ -2,12 +2,15 @@
 //!
 //! The detector sees only these types, never kernel bytes, so the daemon and
 //! `pinwatch replay` feed it the same way. Time travels with the event.
-use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::SystemTime};
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+    sync::Arc,
+    time::SystemTime,
+};
 
 use hickory_proto::op::Message;
 use serde::Serialize;
-
-use crate::identity::ResolvConf;
 
 #[derive(Debug, Clone)]
 pub enum Event {
@@ -155,6 +158,18 @@ pub struct DnsOwnerEvent {
     /// The process's own resolv.conf, read by the daemon before the
     /// detector sees the event (`None` from the kernel and in captures).
     pub resolv_conf: Option<Arc<ResolvConf>>,
+}
+
+/// The resolv.conf a process had (`pinwatch.resolv_conf`), as the daemon
+/// read it (`identity::resolv`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct ResolvConf {
+    /// Where the file came from, as the host names it: the source of the
+    /// bind mount over the process's `/etc/resolv.conf`
+    /// (`/etc/netns/NAME/resolv.conf`, a runtime's copy), else
+    /// `/etc/resolv.conf`.
+    pub path: String,
+    pub nameservers: Vec<IpAddr>,
 }
 
 /// What the socket was seen doing.

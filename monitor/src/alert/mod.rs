@@ -9,7 +9,7 @@ mod rule;
 pub mod sink;
 mod workload;
 
-pub use workload::AffectedWorkload;
+pub use workload::{AffectedWorkload, enrich};
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -23,8 +23,8 @@ pub use ecs::{AgentInfo, ECS_VERSION, encode};
 pub use rule::Rule;
 
 use crate::{
-    event::{Process, Transport},
-    identity::{ResolvConf, Workload},
+    event::{Process, ResolvConf, Transport},
+    identity::Workload,
 };
 
 #[derive(Debug, Clone, PartialEq)]

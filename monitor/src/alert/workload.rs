@@ -8,7 +8,11 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use crate::{event::Process, identity::Workload};
+use super::Alert;
+use crate::{
+    event::Process,
+    identity::{Resolver, Workload},
+};
 
 /// One workload that received the same diverged answer
 /// (`pinwatch.affected`): a container (and pod), or a host process.
@@ -19,6 +23,40 @@ pub struct AffectedWorkload {
     pub workload: Option<Arc<Workload>>,
     /// A process of its cgroup connected to a forged address since.
     pub connected: bool,
+}
+
+/// Puts the container and pod of each alert's process on it, and of each
+/// affected process; one entry per container.
+pub fn enrich(resolver: &mut Resolver, alerts: &mut [Alert]) {
+    resolver.sweep_now_and_then();
+    for alert in alerts {
+        if let Some(process) = &alert.process {
+            alert.workload = resolver.workload(process);
+        }
+        for entry in &mut alert.affected {
+            entry.workload = resolver.workload(&entry.process);
+        }
+        alert.affected = one_per_workload(std::mem::take(&mut alert.affected));
+    }
+}
+
+/// Processes of one container are one workload: the first stays, connected
+/// if any of them did. Host processes stay one per process.
+fn one_per_workload(list: Vec<AffectedWorkload>) -> Vec<AffectedWorkload> {
+    let mut out: Vec<AffectedWorkload> = Vec::with_capacity(list.len());
+    for entry in list {
+        let id = entry.workload.as_ref().map(|w| w.container_id.as_str());
+        let known = out.iter_mut().find(|o| match (id, &o.workload) {
+            (Some(id), Some(w)) => w.container_id == id,
+            (None, None) => o.process.pid == entry.process.pid,
+            _ => false,
+        });
+        match known {
+            Some(known) => known.connected |= entry.connected,
+            None => out.push(entry),
+        }
+    }
+    out
 }
 
 /// `pinwatch.affected`: each workload as its container and pod fields, or

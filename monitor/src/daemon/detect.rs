@@ -62,7 +62,7 @@ pub(super) fn run(
                 .collect()
         };
         // Outside the lock: reading a container's state may touch the disk.
-        identity.enrich(&mut alerts);
+        crate::alert::enrich(&mut identity, &mut alerts);
         if alerts.iter().any(|a| !a.affected.is_empty()) {
             shared.detector().label_workloads(&alerts);
         }

@@ -21,7 +21,6 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 pub use path::{ContainerRef, container_of};
-pub use resolv::ResolvConf;
 pub use resolver::Resolver;
 
 /// The container runtime, as ECS `container.runtime` names it.

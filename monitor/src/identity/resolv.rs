@@ -6,16 +6,13 @@
 //! time changes (checked at most once a second per process).
 use std::{
     collections::{HashMap, VecDeque},
-    net::IpAddr,
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use serde::Serialize;
-
-use crate::config::parse_resolv_conf;
+use crate::{config::parse_resolv_conf, event::ResolvConf};
 
 /// Mount namespaces remembered.
 const CAPACITY: usize = 1_024;
@@ -23,17 +20,6 @@ const CAPACITY: usize = 1_024;
 const MAX_BYTES: u64 = 64 << 10;
 /// How long one process's answer is reused before the file is checked again.
 const RECHECK: Duration = Duration::from_secs(1);
-
-/// The resolv.conf a process had (`pinwatch.resolv_conf`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-pub struct ResolvConf {
-    /// Where the file came from, as the host names it: the source of the
-    /// bind mount over the process's `/etc/resolv.conf`
-    /// (`/etc/netns/NAME/resolv.conf`, a runtime's copy), else
-    /// `/etc/resolv.conf`.
-    pub path: String,
-    pub nameservers: Vec<IpAddr>,
-}
 
 /// What identifies one version of the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,6 +158,8 @@ fn mount_source(mountinfo: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use std::net::IpAddr;
+
     use super::*;
 
     #[test]

@@ -10,15 +10,12 @@ use std::{
 };
 
 use super::{
-    HostRoots, ResolvConf, Workload,
+    HostRoots, Workload,
     cache::{Cache, Entry},
     oci, path,
     resolv::ResolvConfs,
 };
-use crate::{
-    alert::{AffectedWorkload, Alert},
-    event::{Event, OwnerRole, Process},
-};
+use crate::event::{Event, OwnerRole, Process, ResolvConf};
 
 /// Distinct cgroups remembered; a busy node runs a few hundred.
 const CAPACITY: usize = 4_096;
@@ -73,20 +70,6 @@ impl Resolver {
         pids.lines()
             .filter_map(|pid| pid.trim().parse().ok())
             .find_map(|pid| self.resolv_confs.of(pid))
-    }
-
-    /// Puts the container and pod of each alert's process on it.
-    pub fn enrich(&mut self, alerts: &mut [Alert]) {
-        self.sweep_now_and_then();
-        for alert in alerts {
-            if let Some(process) = &alert.process {
-                alert.workload = self.workload(process);
-            }
-            for entry in &mut alert.affected {
-                entry.workload = self.workload(&entry.process);
-            }
-            alert.affected = one_per_workload(std::mem::take(&mut alert.affected));
-        }
     }
 
     /// The container `process` runs in; `None` for a host process, and when
@@ -192,7 +175,9 @@ impl Resolver {
         None
     }
 
-    fn sweep_now_and_then(&mut self) {
+    /// Forgets, now and then, the cgroups that are gone; called once per
+    /// batch of alerts.
+    pub fn sweep_now_and_then(&mut self) {
         if self.swept.elapsed() < SWEEP_EVERY {
             return;
         }
@@ -200,25 +185,6 @@ impl Resolver {
         self.cache
             .sweep(|cgroup_id, entry| inode(&entry.dir) == Some(cgroup_id));
     }
-}
-
-/// Processes of one container are one workload: the first stays, connected
-/// if any of them did. Host processes stay one per process.
-fn one_per_workload(list: Vec<AffectedWorkload>) -> Vec<AffectedWorkload> {
-    let mut out: Vec<AffectedWorkload> = Vec::with_capacity(list.len());
-    for entry in list {
-        let id = entry.workload.as_ref().map(|w| w.container_id.as_str());
-        let known = out.iter_mut().find(|o| match (id, &o.workload) {
-            (Some(id), Some(w)) => w.container_id == id,
-            (None, None) => o.process.pid == entry.process.pid,
-            _ => false,
-        });
-        match known {
-            Some(known) => known.connected |= entry.connected,
-            None => out.push(entry),
-        }
-    }
-    out
 }
 
 fn inode(dir: &Path) -> Option<u64> {

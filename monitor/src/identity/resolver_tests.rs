@@ -155,7 +155,7 @@ fn cached_until_the_cgroup_goes_away() {
     assert_eq!(resolver.cache.len(), 1);
     host.remove(&path);
     resolver.swept = Instant::now() - SWEEP_EVERY;
-    resolver.enrich(&mut []);
+    resolver.sweep_now_and_then();
     assert_eq!(
         resolver.cache.len(),
         0,
@@ -165,7 +165,7 @@ fn cached_until_the_cgroup_goes_away() {
 
 #[test]
 fn enrich_sets_the_workload_on_alerts_with_a_process() {
-    use crate::alert::Rule;
+    use crate::alert::{Alert, Rule};
     let host = Host::new();
     let path = format!("/libpod_parent/libpod-{ID}");
     let id = host.cgroup(&path);
@@ -173,7 +173,7 @@ fn enrich_sets_the_workload_on_alerts_with_a_process() {
     with.process = Some(process(3, id));
     let without = Alert::new(std::time::UNIX_EPOCH, Rule::EventLoss, "y".into());
     let mut alerts = [with, without];
-    Resolver::new(host.roots()).enrich(&mut alerts);
+    crate::alert::enrich(&mut Resolver::new(host.roots()), &mut alerts);
     assert_eq!(alerts[0].workload.as_ref().unwrap().container_id, ID);
     assert_eq!(alerts[1].workload, None);
 }

@@ -9,10 +9,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use crate::{
-    event::{DnsOwnerEvent, OwnerRole, Process},
-    identity::ResolvConf,
-};
+use crate::event::{DnsOwnerEvent, OwnerRole, Process, ResolvConf};
 
 /// Sockets remembered (the kernel's LRU map holds as many).
 const MAX_SOCKETS: usize = 16_384;

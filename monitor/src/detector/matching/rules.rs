@@ -19,8 +19,7 @@ use crate::{
         pins::{PinIndex, PinnedDatabase},
     },
     dnstext,
-    event::DnsEvent,
-    identity::ResolvConf,
+    event::{DnsEvent, ResolvConf},
 };
 
 pub(super) fn judge_response(

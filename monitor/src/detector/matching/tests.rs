@@ -1022,7 +1022,7 @@ fn path_and_resolution_are_encoded_under_pinwatch() {
 fn owner_with_resolv_conf(nameserver: &str) -> Event {
     let mut event = owner(APP_COOKIE, 4242, "dig", OwnerRole::Dns, "203.0.113.53:53");
     if let Event::DnsOwner(owner) = &mut event {
-        owner.resolv_conf = Some(std::sync::Arc::new(crate::identity::ResolvConf {
+        owner.resolv_conf = Some(std::sync::Arc::new(crate::event::ResolvConf {
             path: "/etc/netns/lab/resolv.conf".into(),
             nameservers: vec![nameserver.parse().unwrap()],
         }));
