@@ -43,6 +43,10 @@ impl DigResult {
     }
 }
 
+/// What dig prints (header comments and the answer section, which [`parse`]
+/// reads) and how long it waits: one try, short, so a lost answer fails fast.
+const OUTPUT: [&str; 5] = ["+noall", "+comments", "+answer", "+time=2", "+tries=1"];
+
 /// `dig @server name qtype` from namespace `ns`; panics when no answer comes.
 pub fn dig(ns: &NetNs, server: impl Into<IpAddr>, name: &str, qtype: &str) -> DigResult {
     try_dig(ns, server, name, qtype).unwrap_or_else(|e| panic!("{e}"))
@@ -57,16 +61,7 @@ pub fn try_dig(
 ) -> Result<DigResult, String> {
     let server = server.into();
     let mut cmd = ns.command("dig");
-    cmd.args([
-        &format!("@{server}"),
-        name,
-        qtype,
-        "+noall",
-        "+comments",
-        "+answer",
-        "+time=2",
-        "+tries=1",
-    ]);
+    cmd.args([&format!("@{server}"), name, qtype]).args(OUTPUT);
     let out = output(&mut cmd);
     let raw = String::from_utf8_lossy(&out.stdout).into_owned();
     if !out.status.success() {
@@ -102,32 +97,15 @@ impl LingeringDig {
     /// answer; panics naming the command when none comes.
     pub fn ask(ns: &NetNs, server: impl Into<IpAddr>, name: &str, qtype: &str) -> LingeringDig {
         let mut cmd = ns.command("dig");
-        cmd.args([
-            &format!("@{}", server.into()),
-            "-f",
-            "-",
-            "+noall",
-            "+comments",
-            "+answer",
-            "+time=2",
-            "+tries=1",
-        ]);
+        cmd.args([&format!("@{}", server.into()), "-f", "-"])
+            .args(OUTPUT);
         let (mut child, command) = spawn_piped(&mut cmd, Stdio::piped(), Stdio::piped());
         let output = Captured::default();
-        for pipe in [
-            child
-                .stdout
-                .take()
-                .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            output.drain(pipe, |_| {});
+        if let Some(stdout) = child.stdout.take() {
+            output.drain(stdout, |_| {});
+        }
+        if let Some(stderr) = child.stderr.take() {
+            output.drain(stderr, |_| {});
         }
         let mut dig = LingeringDig {
             queries: child.stdin.take(),
