@@ -101,8 +101,24 @@ enum Step {
     Stop,
 }
 
+/// The fewest bytes a question takes (the root name, type, class) and a
+/// record (the root name, type, class, TTL, RDLENGTH): room is reserved
+/// for no more entries than the bytes left could hold, whatever the header
+/// announces.
+const MIN_QUESTION_LEN: usize = 5;
+const MIN_RECORD_LEN: usize = 11;
+
 impl Reader<'_> {
+    /// Room for `announced` entries of at least `min_len` bytes each, as
+    /// far as the bytes left can hold them: one allocation per section
+    /// instead of one per doubling.
+    fn room(&self, announced: u16, min_len: usize) -> usize {
+        usize::from(announced).min(self.decoder.len() / min_len)
+    }
+
     fn read_all(&mut self, header: &Header) {
+        let questions = self.room(header.query_count(), MIN_QUESTION_LEN);
+        self.message.queries_mut().reserve_exact(questions);
         for index in 0..header.query_count() {
             let at = self.decoder.index();
             match Query::read(&mut self.decoder) {
@@ -118,6 +134,10 @@ impl Reader<'_> {
         if header.message_type() == MessageType::Query {
             return;
         }
+        let answers = self.room(header.answer_count(), MIN_RECORD_LEN);
+        self.message.answers_mut().reserve_exact(answers);
+        let authority = self.room(header.name_server_count(), MIN_RECORD_LEN);
+        self.message.name_servers_mut().reserve_exact(authority);
         let sections = [
             (Section::Answer, header.answer_count()),
             (Section::Authority, header.name_server_count()),

@@ -3,7 +3,7 @@
 //! message that does not parse whole, or a CNAME chain longer than it
 //! follows, where a stub resolver reads on and hands the application what
 //! pinwatch never judged.
-use std::{net::IpAddr, sync::Arc};
+use std::{collections::HashMap, net::IpAddr};
 
 use hickory_proto::{
     op::MessageType,
@@ -13,8 +13,9 @@ use hickory_proto::{
 use super::{
     Detector, LastAnswer, MAX_CNAME_DEPTH, Verdict,
     answer_alert::answer_alert,
+    asked::Asked,
     injected,
-    names::{addresses_of, chain_cut, cname_chain, hostname},
+    names::{addresses_of, chain_cut, hostname, plain_hostname, text_buffer},
 };
 use crate::{
     alert::{Alert, Rule},
@@ -22,7 +23,11 @@ use crate::{
     event::{Direction, DnsEvent, Hook, Malformed, Section},
 };
 
-pub(super) fn check_response(detector: &mut Detector, event: &DnsEvent) -> Vec<Alert> {
+pub(super) fn check_response(
+    detector: &mut Detector,
+    event: &DnsEvent,
+    asked: &[Asked<'_>],
+) -> Vec<Alert> {
     // A response matters where it is delivered to a socket on this host; the
     // same message leaving a local server is seen again on its way in, and
     // arriving at an interface (tc) before a socket takes it.
@@ -36,32 +41,37 @@ pub(super) fn check_response(detector: &mut Detector, event: &DnsEvent) -> Vec<A
     let mut alerts = Vec::new();
     let answers = event.message.answers();
     let unjudged = unjudged_fault(event);
-    for query in event.message.queries() {
+    for question in asked {
+        let query = question.query;
         if !matches!(
             query.query_type(),
             RecordType::A | RecordType::AAAA | RecordType::ANY
         ) {
             continue;
         }
-        let chain = cname_chain(query.name(), answers);
+        let chain = &question.chain;
         let doubt = Doubt {
             malformed: unjudged,
-            chain_cut: chain_cut(&chain, answers),
+            chain_cut: chain_cut(chain, answers),
         };
-        let reached = addresses_of(&chain, answers);
+        let reached = addresses_of(chain, answers);
         if reached.is_none() && !doubt.any() {
             continue;
         }
         let (min_ttl, ips) = reached.unwrap_or_default();
-        // One copy of the name, shared by every address it mapped.
-        let asked: Arc<str> = hostname(query.name()).into();
-        for &(ip, ttl) in &ips {
-            detector.recent.remember(ip, &asked, ttl, event.timestamp);
-        }
-        for configured in &chain {
-            let Some(db_index) = detector.pins.database_for_dns_name(configured) else {
-                continue;
+        if !ips.is_empty() {
+            let mut buffer = text_buffer();
+            let owned;
+            let name = match plain_hostname(query.name(), &mut buffer) {
+                Some(text) => text,
+                None => {
+                    owned = hostname(query.name());
+                    &owned
+                }
             };
+            detector.recent.remember_answer(name, &ips, event.timestamp);
+        }
+        for &(configured, db_index) in &question.watched {
             let ips: Vec<IpAddr> = ips.iter().map(|&(ip, _)| ip).collect();
             let database = detector.pins.database(db_index);
             let unexpected: Vec<IpAddr> = ips
@@ -75,16 +85,14 @@ pub(super) fn check_response(detector: &mut Detector, event: &DnsEvent) -> Vec<A
                 Verdict::Diverged
             };
             if !ips.is_empty() {
-                detector.last_answers.insert(
-                    hostname(configured),
-                    LastAnswer {
-                        addresses: ips.clone(),
-                        ttl: min_ttl,
-                        resolver: event.source.ip(),
-                        seen_at: event.timestamp,
-                        verdict,
-                    },
-                );
+                let answer = LastAnswer {
+                    addresses: Vec::new(),
+                    ttl: min_ttl,
+                    resolver: event.source.ip(),
+                    seen_at: event.timestamp,
+                    verdict,
+                };
+                remember_last(&mut detector.last_answers, configured, answer, &ips);
             }
             if verdict == Verdict::Pinned {
                 continue;
@@ -97,7 +105,7 @@ pub(super) fn check_response(detector: &mut Detector, event: &DnsEvent) -> Vec<A
                 event,
                 (&ips, &unexpected),
                 &doubt,
-                &chain,
+                chain,
             );
             let mut alert = answer_alert(
                 event,
@@ -116,8 +124,39 @@ pub(super) fn check_response(detector: &mut Detector, event: &DnsEvent) -> Vec<A
             alerts.push(alert);
         }
     }
-    alerts.extend(injected::check(detector, event));
+    alerts.extend(injected::check(detector, event, asked));
     alerts
+}
+
+/// Keeps `answer` with `addresses` as the last for `configured`, reusing
+/// the entry's name and address list when it has one: a watched name is
+/// answered again and again, and the entry then costs no allocation.
+fn remember_last(
+    last_answers: &mut HashMap<String, LastAnswer>,
+    configured: &Name,
+    answer: LastAnswer,
+    addresses: &[IpAddr],
+) {
+    let mut buffer = text_buffer();
+    let held = plain_hostname(configured, &mut buffer).and_then(|key| last_answers.get_mut(key));
+    match held {
+        Some(entry) => {
+            let mut list = std::mem::take(&mut entry.addresses);
+            list.clear();
+            list.extend_from_slice(addresses);
+            *entry = LastAnswer {
+                addresses: list,
+                ..answer
+            };
+        }
+        None => {
+            let answer = LastAnswer {
+                addresses: addresses.to_vec(),
+                ..answer
+            };
+            last_answers.insert(hostname(configured), answer);
+        }
+    }
 }
 
 /// What keeps pinwatch from vouching for an answer whose addresses it read.

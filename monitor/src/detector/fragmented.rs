@@ -14,29 +14,26 @@ use std::net::IpAddr;
 
 use hickory_proto::op::MessageType;
 
-use super::{Detector, addresses_of, answer_alert::answer_alert, cname_chain};
+use super::{Detector, addresses_of, answer_alert::answer_alert, asked::Asked};
 use crate::{
     alert::{Alert, Rule},
     dnstext,
     event::DnsEvent,
 };
 
-pub(super) fn check(detector: &Detector, event: &DnsEvent) -> Vec<Alert> {
+pub(super) fn check(detector: &Detector, event: &DnsEvent, asked: &[Asked<'_>]) -> Vec<Alert> {
     if !event.fragmented || event.message.message_type() != MessageType::Response {
         return Vec::new();
     }
     let mut alerts = Vec::new();
-    for query in event.message.queries() {
-        let trimmed = dnstext::name(query.name());
-        let chain = cname_chain(query.name(), event.message.answers());
-        let Some(db_index) = chain
-            .iter()
-            .find_map(|name| detector.pins.database_for_dns_name(name))
-        else {
+    for question in asked {
+        let query = question.query;
+        let Some(db_index) = question.database() else {
             continue;
         };
+        let trimmed = dnstext::name(query.name());
         let database = detector.pins.database(db_index);
-        let ips: Vec<IpAddr> = addresses_of(&chain, event.message.answers())
+        let ips: Vec<IpAddr> = addresses_of(&question.chain, event.message.answers())
             .map(|(_, ips)| ips.into_iter().map(|(ip, _)| ip).collect())
             .unwrap_or_default();
         let unexpected: Vec<IpAddr> = ips

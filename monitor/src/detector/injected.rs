@@ -14,7 +14,8 @@ use hickory_proto::rr::{RData, Record};
 use super::{
     Detector,
     answer_alert::answer_alert,
-    names::{cname_chain, hostname, same_name},
+    asked::Asked,
+    names::{hostname, same_name},
 };
 use crate::{
     alert::{Alert, Rule},
@@ -30,20 +31,15 @@ struct Injected {
 }
 
 /// The caller checked the message is a response delivered to a socket.
-pub(super) fn check(detector: &Detector, event: &DnsEvent) -> Vec<Alert> {
+pub(super) fn check(detector: &Detector, event: &DnsEvent, asked: &[Asked<'_>]) -> Vec<Alert> {
     let message = &event.message;
-    let Some(query) = message.queries().first() else {
+    let Some(query) = asked.first().map(|a| a.query) else {
         return Vec::new();
     };
-    let chains: Vec<_> = message
-        .queries()
-        .iter()
-        .map(|q| cname_chain(q.name(), message.answers()))
-        .collect();
     let on_chain = |record: &Record| {
-        chains
+        asked
             .iter()
-            .flatten()
+            .flat_map(|a| &a.chain)
             .any(|&name| same_name(name, record.name()))
     };
     let sections = [
@@ -60,12 +56,14 @@ pub(super) fn check(detector: &Detector, event: &DnsEvent) -> Vec<Alert> {
                 RData::AAAA(aaaa) => IpAddr::V6(aaaa.0),
                 _ => continue,
             };
-            let Some(db) = detector.pins.database_for_dns_name(record.name()) else {
-                continue;
-            };
+            // The chain's own records are the answer, judged as such; and
+            // comparing names costs less than building hostname text.
             if on_chain(record) {
                 continue;
             }
+            let Some(db) = detector.pins.database_for_dns_name(record.name()) else {
+                continue;
+            };
             let injected = Injected {
                 owner: hostname(record.name()),
                 section,
@@ -76,6 +74,9 @@ pub(super) fn check(detector: &Detector, event: &DnsEvent) -> Vec<Alert> {
                 None => found.push((db, vec![injected])),
             }
         }
+    }
+    if found.is_empty() {
+        return Vec::new();
     }
     let question = dnstext::name(query.name());
     found

@@ -6,6 +6,7 @@
 mod affected;
 mod answer_alert;
 mod answers;
+mod asked;
 mod connect;
 mod fault;
 mod fragmented;
@@ -118,20 +119,21 @@ impl Detector {
             Event::Dns(dns) => {
                 self.counters.dns_messages += 1;
                 self.judging = Stage::Matching;
-                let (spoofing, context) = self.matching.observe(&self.pins, dns);
+                let asked = asked::questions(&self.pins, &dns.message);
+                let (spoofing, context) = self.matching.observe(&self.pins, dns, &asked);
                 self.judging = Stage::Answers;
                 #[cfg(test)]
                 if self.fault_on.is_some_and(|pick| pick(event)) {
                     panic!("injected fault");
                 }
-                let mut alerts = answers::check_response(self, dns);
+                let mut alerts = answers::check_response(self, dns, &asked);
                 // The answer's process and stub path go on its alerts too.
                 self.matching.apply(context, dns, &mut alerts);
                 self.matching.delivered(context, dns);
                 self.affected.answered(&mut alerts);
                 alerts.extend(spoofing);
                 self.judging = Stage::Fragmented;
-                alerts.extend(fragmented::check(self, dns));
+                alerts.extend(fragmented::check(self, dns, &asked));
                 alerts
             }
             Event::Connect(connect) => {
@@ -181,7 +183,8 @@ impl Detector {
     /// for the matching benchmark. The daemon calls [`Detector::observe`].
     #[doc(hidden)]
     pub fn observe_matching_only(&mut self, event: &DnsEvent) -> Vec<Alert> {
-        let (alerts, context) = self.matching.observe(&self.pins, event);
+        let asked = asked::questions(&self.pins, &event.message);
+        let (alerts, context) = self.matching.observe(&self.pins, event, &asked);
         self.matching.delivered(context, event);
         alerts
     }

@@ -46,19 +46,41 @@ impl RecentAnswers {
         }
     }
 
-    pub fn remember(&mut self, ip: IpAddr, name: &Arc<str>, ttl: u32, now: SystemTime) {
-        let retention = Duration::from_secs(u64::from(ttl)).max(MIN_RETENTION);
-        let generation = self.next_generation;
-        self.next_generation += 1;
-        self.names.insert(
-            ip,
-            Remembered {
-                name: Arc::clone(name),
-                expires: now + retention,
-                generation,
-            },
-        );
-        self.order.push_back((ip, generation));
+    pub fn remember(&mut self, ip: IpAddr, name: &str, ttl: u32, now: SystemTime) {
+        self.remember_answer(name, &[(ip, ttl)], now);
+    }
+
+    /// Remembers every address of one answer for `name`, each with its TTL.
+    /// The name is copied once for all of them, and not at all for an
+    /// address it is remembered under already (the same answer again, the
+    /// common case).
+    pub fn remember_answer(&mut self, name: &str, addresses: &[(IpAddr, u32)], now: SystemTime) {
+        let mut shared: Option<Arc<str>> = None;
+        for &(ip, ttl) in addresses {
+            let retention = Duration::from_secs(u64::from(ttl)).max(MIN_RETENTION);
+            let generation = self.next_generation;
+            self.next_generation += 1;
+            let held = self
+                .names
+                .get(&ip)
+                .filter(|r| &*r.name == name)
+                .map(|r| Arc::clone(&r.name));
+            let name =
+                held.unwrap_or_else(|| Arc::clone(shared.get_or_insert_with(|| name.into())));
+            self.names.insert(
+                ip,
+                Remembered {
+                    name,
+                    expires: now + retention,
+                    generation,
+                },
+            );
+            self.order.push_back((ip, generation));
+            self.evict_past_capacity();
+        }
+    }
+
+    fn evict_past_capacity(&mut self) {
         while self.names.len() > self.capacity || self.order.len() > 2 * self.capacity {
             let Some((old_ip, old_generation)) = self.order.pop_front() else {
                 break;

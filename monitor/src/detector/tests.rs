@@ -361,12 +361,7 @@ fn recent_answers_expire() {
 fn recent_answers_stay_bounded() {
     let mut recent = RecentAnswers::with_capacity(4);
     for i in 0..100u32 {
-        recent.remember(
-            IpAddr::V6(Ipv6Addr::from(u128::from(i))),
-            &"n".into(),
-            30,
-            at(0),
-        );
+        recent.remember(IpAddr::V6(Ipv6Addr::from(u128::from(i))), "n", 30, at(0));
     }
     assert_eq!(recent.len(), 4);
     assert_eq!(

@@ -45,7 +45,7 @@ use self::{
     stub::StubPaths,
     table::{FlowKey, QueryTable},
 };
-use super::pins::PinIndex;
+use super::{asked::Asked, pins::PinIndex};
 use crate::{
     alert::{Alert, HiddenResolution, Resolution},
     config::Config,
@@ -232,9 +232,15 @@ impl Matching {
         }
     }
 
-    /// Judges one DNS message; returns its alerts and what its socket says
+    /// Judges one DNS message, whose questions, when it is a response, are
+    /// `asked`; returns its alerts and what its socket says
     /// for the other DNS rules' alerts.
-    pub fn observe(&mut self, pins: &PinIndex, event: &DnsEvent) -> (Vec<Alert>, DnsContext) {
+    pub fn observe(
+        &mut self,
+        pins: &PinIndex,
+        event: &DnsEvent,
+        asked: &[Asked<'_>],
+    ) -> (Vec<Alert>, DnsContext) {
         let now = event.timestamp;
         self.table.expire(now);
         if !self.started {
@@ -253,7 +259,7 @@ impl Matching {
             // the forged answer and closed it).
             let alerts = match (message.message_type(), event.transport) {
                 (MessageType::Response, Transport::Udp) => {
-                    rules::judge_at_interface(self, pins, event)
+                    rules::judge_at_interface(self, pins, event, asked)
                 }
                 _ => Vec::new(),
             };
@@ -292,7 +298,7 @@ impl Matching {
                         id: message.id(),
                     });
                 }
-                let mut alerts = rules::judge_response(self, pins, event, tracked);
+                let mut alerts = rules::judge_response(self, pins, event, asked, tracked);
                 self.apply(context, event, &mut alerts);
                 (alerts, context)
             }

@@ -15,7 +15,7 @@ use crate::{
     alert::{Alert, DnsFacts, Rule},
     detector::{
         answer_alert::describe,
-        names::cname_chain,
+        asked::Asked,
         pins::{PinIndex, PinnedDatabase},
     },
     dnstext,
@@ -26,15 +26,14 @@ pub(super) fn judge_response(
     matching: &mut Matching,
     pins: &PinIndex,
     event: &DnsEvent,
+    asked: &[Asked<'_>],
     tracked: bool,
 ) -> Vec<Alert> {
     let message = &event.message;
     let question = message.queries().first();
-    let chain = question.map_or_else(Vec::new, |q| cname_chain(q.name(), message.answers()));
-    let database = chain
-        .iter()
-        .find_map(|name| pins.database_for_dns_name(name))
-        .map(|i| pins.database(i));
+    let response = asked.first();
+    let chain: &[&Name] = response.map_or(&[], |a| &a.chain);
+    let database = response.and_then(Asked::database).map(|i| pins.database(i));
     // Written only when an alert needs it: most responses raise none.
     let owners = &matching.owners;
     let client = || match owners.process(event.socket_cookie) {
@@ -52,8 +51,8 @@ pub(super) fn judge_response(
             client: event.destination,
             server: event.source,
         };
-        let asked = question.map(|q| (q.name(), q.query_type(), q.query_class()));
-        match matching.table.lookup(&key, message.id(), asked) {
+        let wanted = question.map(|q| (q.name(), q.query_type(), q.query_class()));
+        match matching.table.lookup(&key, message.id(), wanted) {
             Lookup::NoFlow if blind => {}
             Lookup::NoFlow => alerts.push(unsolicited(event, database, &client())),
             Lookup::Mismatch(flow) => {
@@ -68,7 +67,7 @@ pub(super) fn judge_response(
                 let answer = Fingerprint::of(message, database);
                 let pending = &mut flow.queries[index];
                 pending.answered = pending.answered.saturating_add(1);
-                if let Some((name, ..)) = asked
+                if let Some((name, ..)) = wanted
                     && !pending.name.spelled_as(name)
                     && !pending.case_reported
                 {
@@ -114,7 +113,7 @@ pub(super) fn judge_response(
     if event.socket_cookie != 0 && delivered(event) && !trusted {
         alerts.push(untrusted(event, database, &client(), resolver, own));
     }
-    let outside = out_of_bailiwick(message, &chain);
+    let outside = out_of_bailiwick(message, chain);
     if !outside.is_empty() {
         alerts.push(bailiwick(event, database, &outside));
     }
@@ -128,21 +127,23 @@ pub(super) fn judge_at_interface(
     matching: &mut Matching,
     pins: &PinIndex,
     event: &DnsEvent,
+    asked: &[Asked<'_>],
 ) -> Vec<Alert> {
     let message = &event.message;
-    let Some(question) = message.queries().first() else {
+    let Some(response) = asked.first() else {
         return Vec::new();
     };
+    let question = response.query;
     let key = FlowKey {
         client: event.destination,
         server: event.source,
     };
-    let asked = Some((
+    let wanted = Some((
         question.name(),
         question.query_type(),
         question.query_class(),
     ));
-    let Lookup::Matched(index, flow) = matching.table.lookup(&key, message.id(), asked) else {
+    let Lookup::Matched(index, flow) = matching.table.lookup(&key, message.id(), wanted) else {
         return Vec::new();
     };
     let pending = &mut flow.queries[index];
@@ -150,11 +151,7 @@ pub(super) fn judge_at_interface(
     let Some(first) = &pending.first_answer else {
         return Vec::new();
     };
-    let chain = cname_chain(question.name(), message.answers());
-    let database = chain
-        .iter()
-        .find_map(|name| pins.database_for_dns_name(name))
-        .map(|i| pins.database(i));
+    let database = response.database().map(|i| pins.database(i));
     if pending.arrived > pending.sent
         && first.conflicts(&Fingerprint::of(message, database))
         && !pending.conflict_reported
