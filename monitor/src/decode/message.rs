@@ -107,23 +107,37 @@ enum Step {
 /// announces.
 const MIN_QUESTION_LEN: usize = 5;
 const MIN_RECORD_LEN: usize = 11;
+/// Appends `entry`; a section's first entry reserves room for the `more`
+/// that may follow, so a section costs one allocation rather than one per
+/// doubling, and a message whose first entry does not parse costs none.
+fn push_reserving<T>(list: &mut Vec<T>, entry: T, more: usize) {
+    if list.capacity() == 0 {
+        list.reserve_exact(1 + more);
+    }
+    list.push(entry);
+}
+
+/// Past this many entries a section grows as it is read: a message that
+/// announces thousands and holds garbage costs no large reservation.
+const MAX_RESERVED: usize = 32;
 
 impl Reader<'_> {
-    /// Room for `announced` entries of at least `min_len` bytes each, as
-    /// far as the bytes left can hold them: one allocation per section
-    /// instead of one per doubling.
+    /// Room for `announced` more entries of at least `min_len` bytes each,
+    /// as far as the bytes left can hold them.
     fn room(&self, announced: u16, min_len: usize) -> usize {
-        usize::from(announced).min(self.decoder.len() / min_len)
+        usize::from(announced)
+            .min(self.decoder.len() / min_len)
+            .min(MAX_RESERVED)
     }
 
     fn read_all(&mut self, header: &Header) {
-        let questions = self.room(header.query_count(), MIN_QUESTION_LEN);
-        self.message.queries_mut().reserve_exact(questions);
-        for index in 0..header.query_count() {
+        let count = header.query_count();
+        for index in 0..count {
             let at = self.decoder.index();
             match Query::read(&mut self.decoder) {
                 Ok(query) => {
-                    self.message.add_query(query);
+                    let more = self.room(count - index - 1, MIN_QUESTION_LEN);
+                    push_reserving(self.message.queries_mut(), query, more);
                 }
                 Err(error) => {
                     self.fault(Section::Question, index, at, &error);
@@ -134,10 +148,6 @@ impl Reader<'_> {
         if header.message_type() == MessageType::Query {
             return;
         }
-        let answers = self.room(header.answer_count(), MIN_RECORD_LEN);
-        self.message.answers_mut().reserve_exact(answers);
-        let authority = self.room(header.name_server_count(), MIN_RECORD_LEN);
-        self.message.name_servers_mut().reserve_exact(authority);
         let sections = [
             (Section::Answer, header.answer_count()),
             (Section::Authority, header.name_server_count()),
@@ -145,14 +155,14 @@ impl Reader<'_> {
         ];
         for (section, count) in sections {
             for index in 0..count {
-                if let Step::Stop = self.record(section, index) {
+                if let Step::Stop = self.record(section, index, count) {
                     return;
                 }
             }
         }
     }
 
-    fn record(&mut self, section: Section, index: u16) -> Step {
+    fn record(&mut self, section: Section, index: u16, count: u16) -> Step {
         let at = self.decoder.index();
         let record = match Record::read(&mut self.decoder) {
             Ok(record) => record,
@@ -161,13 +171,10 @@ impl Reader<'_> {
                 return self.step_over(at);
             }
         };
+        let more = self.room(count - index - 1, MIN_RECORD_LEN);
         match section {
-            Section::Answer => {
-                self.message.add_answer(record);
-            }
-            Section::Authority => {
-                self.message.add_name_server(record);
-            }
+            Section::Answer => push_reserving(self.message.answers_mut(), record, more),
+            Section::Authority => push_reserving(self.message.name_servers_mut(), record, more),
             Section::Additional if record.record_type() == hickory_proto::rr::RecordType::OPT => {
                 if self.seen_opt {
                     self.fault_text(section, index, at, "more than one OPT record".to_owned());

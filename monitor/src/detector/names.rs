@@ -78,20 +78,6 @@ pub fn same_name(a: &Name, b: &Name) -> bool {
             .all(|(x, y)| x.eq_ignore_ascii_case(y))
 }
 
-/// Hashes a name's labels in lower case: equal under [`same_name`], equal
-/// hashes.
-pub fn hash_name(name: &Name, hasher: &mut impl std::hash::Hasher) {
-    let mut lower = [0u8; 63];
-    for label in name.iter() {
-        // Labels are at most 63 bytes; hashed whole, not byte by byte.
-        let len = label.len().min(lower.len());
-        lower[..len].copy_from_slice(&label[..len]);
-        lower[..len].make_ascii_lowercase();
-        hasher.write_usize(len);
-        hasher.write(&lower[..len]);
-    }
-}
-
 /// Hostname text of `name` (lower case, no trailing dot) written into
 /// `buffer`; `None` when a label holds a byte a hostname cannot (a dot, a
 /// backslash, a space, a control or non-ASCII byte), whose text form is

@@ -35,8 +35,10 @@ pub(super) struct Fingerprint {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum AnswerSet {
-    /// Each record's normalized bytes, length-prefixed, in sorted order.
-    Records(Box<[u8]>),
+    /// Each record's normalized bytes, length-prefixed, in sorted order;
+    /// kept in the vector they were written to (shrinking it to a boxed
+    /// slice reallocated once per answered query).
+    Records(Vec<u8>),
     /// SHA-256 of the same bytes, when they are longer than [`MAX_HELD`].
     Digest(Box<[u8; 32]>),
 }
@@ -69,7 +71,7 @@ impl Fingerprint {
             }
         };
         let answers = if bytes.len() <= MAX_HELD {
-            AnswerSet::Records(bytes.into_boxed_slice())
+            AnswerSet::Records(bytes)
         } else {
             AnswerSet::Digest(Box::new(Sha256::digest(&bytes).into()))
         };

@@ -14,75 +14,57 @@
 //! the same moment may be confused; a stub in another host is an ordinary
 //! resolver here.
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::VecDeque,
     net::SocketAddr,
     time::{Duration, SystemTime},
 };
 
 use hickory_proto::rr::{Name, RecordType};
 
-use crate::{
-    alert::DnsPath,
-    detector::names::{hash_name, same_name},
-};
-
-use std::hash::Hasher as _;
+use crate::{alert::DnsPath, detector::names::same_name};
 
 /// How long after the upstream's answer the stub's relay may come.
 pub(super) const WINDOW: Duration = Duration::from_secs(2);
 /// Answers remembered for correlation, each way.
 const CAPACITY: usize = 1_024;
-/// Deliveries remembered per question: a relay is matched to the latest
-/// upstream answer to its question, so only the last few can be it.
-const PER_QUESTION: usize = 8;
 
 #[derive(Debug)]
 struct Delivered {
     at: SystemTime,
     name: Name,
+    qtype: RecordType,
     server: SocketAddr,
     cookie: u64,
-    /// Its place in `delivered_order`.
-    seq: u64,
 }
-
-/// A question by its name's case-insensitive hash and its type; entries
-/// under one key are compared by name too, so a collision costs a compare.
-type QuestionKey = (u64, RecordType);
 
 /// A response a socket on this host sent: (source, destination, id).
 type SentKey = (SocketAddr, SocketAddr, u16);
 
+/// Both directions are recorded for every DNS message and read only for a
+/// response that raises an alert, so each is a queue of the last
+/// [`CAPACITY`] entries, searched newest first when asked: recording costs
+/// no hashing, and a search of at most a thousand entries is small beside
+/// writing the alert it is for.
 #[derive(Debug, Default)]
 pub(super) struct StubPaths {
-    /// Answers delivered lately, by question, oldest first.
-    delivered: HashMap<QuestionKey, VecDeque<Delivered>>,
-    /// Every delivery's question and sequence number, oldest first, for
-    /// the bound.
-    delivered_order: VecDeque<(QuestionKey, u64)>,
-    next_seq: u64,
-    /// When each response was last sent; looked up once per delivered
-    /// response, so a hash lookup rather than a walk of the window.
-    sent: HashMap<SentKey, SystemTime>,
-    /// The same, oldest first, for the bound.
-    sent_order: VecDeque<(SentKey, SystemTime)>,
+    /// Answers delivered lately, oldest first.
+    delivered: VecDeque<Delivered>,
+    /// Responses sent lately, with when, oldest first.
+    sent: VecDeque<(SentKey, SystemTime)>,
+}
+
+/// Appends `entry`, forgetting the oldest past [`CAPACITY`].
+fn keep_last<T>(queue: &mut VecDeque<T>, entry: T) {
+    if queue.len() >= CAPACITY {
+        queue.pop_front();
+    }
+    queue.push_back(entry);
 }
 
 impl StubPaths {
     /// A response left a socket on this host: a local server answered.
     pub fn sent(&mut self, at: SystemTime, source: SocketAddr, destination: SocketAddr, id: u16) {
-        let key = (source, destination, id);
-        self.sent.insert(key, at);
-        self.sent_order.push_back((key, at));
-        while self.sent_order.len() > CAPACITY {
-            let Some((old, when)) = self.sent_order.pop_front() else {
-                break;
-            };
-            // Only if not sent again since.
-            if self.sent.get(&old) == Some(&when) {
-                self.sent.remove(&old);
-            }
-        }
+        keep_last(&mut self.sent, ((source, destination, id), at));
     }
 
     /// Remembers a response delivered to a socket on this host, for the
@@ -95,7 +77,14 @@ impl StubPaths {
         cookie: u64,
     ) {
         if let Some((name, qtype)) = question {
-            self.remember((question_hash(name), qtype), at, name, server, cookie);
+            let delivered = Delivered {
+                at,
+                name: name.clone(),
+                qtype,
+                server,
+                cookie,
+            };
+            keep_last(&mut self.delivered, delivered);
         }
     }
 
@@ -115,69 +104,33 @@ impl StubPaths {
     ) -> Option<DnsPath> {
         let (name, qtype) = question?;
         let recent = |then: SystemTime| at.duration_since(then).unwrap_or_default() <= WINDOW;
+        // The latest time this response was sent, as a table keyed by it
+        // would hold.
+        let key = (server, client, id);
         let relayed = self
             .sent
-            .get(&(server, client, id))
-            .is_some_and(|&then| recent(then));
+            .iter()
+            .rev()
+            .find(|(sent, _)| *sent == key)
+            .is_some_and(|&(_, then)| recent(then));
         if !relayed {
             return None;
         }
         self.delivered
-            .get(&(question_hash(name), qtype))?
             .iter()
             .rev()
             .take_while(|d| recent(d.at))
-            .find(|d| d.cookie != cookie && d.server != server && same_name(&d.name, name))
+            .find(|d| {
+                d.qtype == qtype
+                    && d.cookie != cookie
+                    && d.server != server
+                    && same_name(&d.name, name)
+            })
             .map(|d| DnsPath {
                 stub: server,
                 upstream: d.server,
             })
     }
-
-    fn remember(
-        &mut self,
-        key: QuestionKey,
-        at: SystemTime,
-        name: &Name,
-        server: SocketAddr,
-        cookie: u64,
-    ) {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        let entries = self.delivered.entry(key).or_default();
-        if entries.len() >= PER_QUESTION {
-            // Its entry in the order queue goes stale and is skipped.
-            entries.pop_front();
-        }
-        entries.push_back(Delivered {
-            at,
-            name: name.clone(),
-            server,
-            cookie,
-            seq,
-        });
-        self.delivered_order.push_back((key, seq));
-        while self.delivered_order.len() > CAPACITY {
-            let Some((old, old_seq)) = self.delivered_order.pop_front() else {
-                break;
-            };
-            if let Some(entries) = self.delivered.get_mut(&old) {
-                if entries.front().is_some_and(|d| d.seq == old_seq) {
-                    entries.pop_front();
-                }
-                if entries.is_empty() {
-                    self.delivered.remove(&old);
-                }
-            }
-        }
-    }
-}
-
-/// A hash of the name as `same_name` compares it.
-fn question_hash(name: &Name) -> u64 {
-    let mut hasher = std::hash::DefaultHasher::new();
-    hash_name(name, &mut hasher);
-    hasher.finish()
 }
 
 #[cfg(test)]
@@ -264,9 +217,7 @@ mod tests {
                 2,
             );
         }
-        assert!(paths.delivered_order.len() <= CAPACITY);
-        let held: usize = paths.delivered.values().map(VecDeque::len).sum();
-        assert!(held <= CAPACITY, "{held} deliveries held");
-        assert!(paths.sent.len() <= CAPACITY && paths.sent_order.len() <= CAPACITY);
+        assert_eq!(paths.delivered.len(), CAPACITY);
+        assert_eq!(paths.sent.len(), CAPACITY);
     }
 }
