@@ -15,7 +15,7 @@ use super::{
     answer_alert::answer_alert,
     asked::Asked,
     injected,
-    names::{addresses_of, chain_cut, hostname, plain_hostname, text_buffer},
+    names::{addresses_of, chain_cut, hostname, hostname_in, text_buffer},
 };
 use crate::{
     alert::{Alert, Rule},
@@ -61,15 +61,10 @@ pub(super) fn check_response(
         let (min_ttl, ips) = reached.unwrap_or_default();
         if !ips.is_empty() {
             let mut buffer = text_buffer();
-            let owned;
-            let name = match plain_hostname(query.name(), &mut buffer) {
-                Some(text) => text,
-                None => {
-                    owned = hostname(query.name());
-                    &owned
-                }
-            };
-            detector.recent.remember_answer(name, &ips, event.timestamp);
+            let name = hostname_in(query.name(), &mut buffer);
+            detector
+                .recent
+                .remember_answer(&name, &ips, event.timestamp);
         }
         for &(configured, db_index) in &question.watched {
             let ips: Vec<IpAddr> = ips.iter().map(|&(ip, _)| ip).collect();
@@ -138,8 +133,8 @@ fn remember_last(
     addresses: &[IpAddr],
 ) {
     let mut buffer = text_buffer();
-    let held = plain_hostname(configured, &mut buffer).and_then(|key| last_answers.get_mut(key));
-    match held {
+    let key = hostname_in(configured, &mut buffer);
+    match last_answers.get_mut(&*key) {
         Some(entry) => {
             let mut list = std::mem::take(&mut entry.addresses);
             list.clear();
@@ -154,7 +149,7 @@ fn remember_last(
                 addresses: addresses.to_vec(),
                 ..answer
             };
-            last_answers.insert(hostname(configured), answer);
+            last_answers.insert(key.into_owned(), answer);
         }
     }
 }

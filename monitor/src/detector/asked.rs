@@ -56,13 +56,13 @@ pub(super) fn questions<'m>(pins: &PinIndex, message: &'m Message) -> Vec<Asked<
 
 #[cfg(test)]
 mod tests {
-    use hickory_proto::rr::{RData, Record, RecordType, rdata};
+    use hickory_proto::rr::{RData, Record, rdata};
 
     use super::*;
-    use crate::config::{Config, HostDefaults};
+    use crate::fixtures::{a_response, config};
 
     fn pins() -> PinIndex {
-        let config = Config::from_toml(
+        let config = config(
             r#"
 [[database]]
 name = "orders"
@@ -70,38 +70,18 @@ hostnames = ["db.lab.test"]
 ports = [26257]
 pinned = ["192.0.2.0/24"]
 "#,
-            None,
-            &HostDefaults::default(),
-        )
-        .unwrap();
+        );
         PinIndex::new(&config.databases)
-    }
-
-    fn response(question: &str, records: Vec<Record>) -> Message {
-        let mut message = Message::new();
-        message.set_message_type(MessageType::Response);
-        message.add_query(Query::query(
-            Name::from_ascii(question).unwrap(),
-            RecordType::A,
-        ));
-        message.insert_answers(records);
-        message
-    }
-
-    fn cname(owner: &str, target: &str) -> Record {
-        Record::from_rdata(
-            Name::from_ascii(owner).unwrap(),
-            30,
-            RData::CNAME(rdata::CNAME(Name::from_ascii(target).unwrap())),
-        )
     }
 
     #[test]
     fn an_alias_of_a_watched_name_names_the_watched_link_and_its_database() {
-        let message = response(
-            "App.Lab.Test.",
-            vec![cname("app.lab.test.", "DB.lab.test.")],
-        );
+        let mut message = a_response("App.Lab.Test.", 1, &[], 30);
+        message.add_answer(Record::from_rdata(
+            Name::from_ascii("app.lab.test.").unwrap(),
+            30,
+            RData::CNAME(rdata::CNAME(Name::from_ascii("DB.lab.test.").unwrap())),
+        ));
         let asked = questions(&pins(), &message);
         assert_eq!(asked.len(), 1);
         assert_eq!(asked[0].chain.len(), 2);
@@ -116,7 +96,7 @@ pinned = ["192.0.2.0/24"]
 
     #[test]
     fn an_unwatched_name_has_no_database_and_a_query_no_questions_here() {
-        let message = response("www.example.test.", Vec::new());
+        let message = a_response("www.example.test.", 1, &[], 30);
         let asked = questions(&pins(), &message);
         assert_eq!(asked[0].chain.len(), 1);
         assert_eq!(asked[0].database(), None);

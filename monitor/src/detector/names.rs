@@ -5,7 +5,7 @@
 //! hickory's `Name` equality ignores letter case, which is how a CNAME
 //! owner is matched to its target; configured hostnames are compared in
 //! lower case without the trailing dot ([`normalize_name`]).
-use std::net::IpAddr;
+use std::{borrow::Cow, net::IpAddr};
 
 use hickory_proto::rr::{Name, RData, Record};
 
@@ -106,10 +106,15 @@ pub fn plain_hostname<'b>(name: &Name, buffer: &'b mut [u8; MAX_TEXT]) -> Option
 /// Hostname text of `name`, as [`plain_hostname`], or the escaped text form
 /// normalized when it has unusual bytes.
 pub fn hostname(name: &Name) -> String {
-    let mut buffer = [0; MAX_TEXT];
-    match plain_hostname(name, &mut buffer) {
-        Some(text) => text.to_owned(),
-        None => normalize_name(&crate::dnstext::name(name)),
+    hostname_in(name, &mut text_buffer()).into_owned()
+}
+
+/// [`hostname`], borrowed from `buffer` for a plain name: no allocation on
+/// the hot path, where nearly every name is plain.
+pub fn hostname_in<'b>(name: &Name, buffer: &'b mut [u8; MAX_TEXT]) -> Cow<'b, str> {
+    match plain_hostname(name, buffer) {
+        Some(text) => Cow::Borrowed(text),
+        None => Cow::Owned(normalize_name(&crate::dnstext::name(name))),
     }
 }
 

@@ -30,8 +30,8 @@ pub(super) fn judge_response(
     tracked: bool,
 ) -> Vec<Alert> {
     let message = &event.message;
-    let question = message.queries().first();
     let response = asked.first();
+    let question = response.map(|a| a.query);
     let chain: &[&Name] = response.map_or(&[], |a| &a.chain);
     let database = response.and_then(Asked::database).map(|i| pins.database(i));
     // Written only when an alert needs it: most responses raise none.
