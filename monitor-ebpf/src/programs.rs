@@ -24,6 +24,22 @@ pub fn pw_base_ingress(_ctx: aya_ebpf::programs::SkBuffContext) -> i32 {
     1
 }
 
+/// Reference program for B1: records every packet as a DNS packet record
+/// (reservation, copy, the helpers every record carries, submit) and judges
+/// nothing. Its run time is the floor of any design that hands a packet's
+/// bytes to userspace.
+#[aya_ebpf::macros::cgroup_skb]
+pub fn pw_rec_egress(ctx: aya_ebpf::programs::SkBuffContext) -> i32 {
+    capture::capture(ctx.skb.skb, pinwatch_common::DNS_FLAG_EGRESS);
+    1
+}
+
+#[aya_ebpf::macros::cgroup_skb]
+pub fn pw_rec_ingress(ctx: aya_ebpf::programs::SkBuffContext) -> i32 {
+    capture::capture(ctx.skb.skb, 0);
+    1
+}
+
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {
     loop {}

@@ -19,6 +19,7 @@ use std::{
 use anyhow::Context;
 use aya::{
     Ebpf,
+    maps::RingBuf,
     programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, ProgramInfo},
     sys::{Stats, enable_stats},
 };
@@ -38,6 +39,9 @@ struct Workload {
     payload: Vec<u8>,
     /// Highest acceptable ratio to the trivial program, where there is one.
     goal: Option<f64>,
+    /// Also measure the record floor (`pw_rec_*`: reserve, copy,
+    /// submit, nothing judged) on this traffic.
+    record_floor: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -46,18 +50,25 @@ fn main() -> anyhow::Result<()> {
     let mut probes = Probes::attach(&root, &BTreeSet::from([26257]))?;
     let maps = probes.take_event_maps()?;
     let (mut ring, lost) = (maps.ring, maps.lost);
-    // Drain the ring buffer as the daemon would, so reservations succeed.
+    let mut baseline = Ebpf::load(EBPF_OBJECT)?;
+    // The record floor writes to the reference object's own ring buffer.
+    let mut floor_ring = RingBuf::try_from(
+        baseline
+            .take_map("EVENTS")
+            .context("reference EVENTS map")?,
+    )?;
+    // Drain the ring buffers as the daemon would, so reservations succeed.
     let stop = Arc::new(AtomicBool::new(false));
     let drainer = {
         let stop = stop.clone();
         thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 while ring.next().is_some() {}
+                while floor_ring.next().is_some() {}
                 thread::sleep(Duration::from_millis(1));
             }
         })
     };
-    let mut baseline = Ebpf::load(EBPF_OBJECT)?;
     let cgroup = File::open(&root)?;
     for (name, attach_type) in [
         ("pw_base_egress", CgroupSkbAttachType::Egress),
@@ -67,6 +78,10 @@ fn main() -> anyhow::Result<()> {
         program.load()?;
         program.attach(&cgroup, attach_type, CgroupAttachMode::Single)?;
     }
+    for (name, _) in RECORD_FLOOR {
+        let program: &mut CgroupSkb = baseline.program_mut(name).context(name)?.try_into()?;
+        program.load()?;
+    }
 
     let workloads = [
         Workload {
@@ -75,6 +90,7 @@ fn main() -> anyhow::Result<()> {
             destination_port: 40_101,
             payload: vec![0x5a; 64],
             goal: Some(1.5),
+            record_floor: false,
         },
         Workload {
             name: "DNS query",
@@ -82,6 +98,7 @@ fn main() -> anyhow::Result<()> {
             destination_port: 53,
             payload: query_bytes(),
             goal: None,
+            record_floor: false,
         },
         Workload {
             name: "DNS response, 512 B",
@@ -89,6 +106,7 @@ fn main() -> anyhow::Result<()> {
             destination_port: 40_103,
             payload: response_bytes(512),
             goal: Some(3.0),
+            record_floor: true,
         },
         Workload {
             name: "DNS response, 1232 B",
@@ -96,6 +114,7 @@ fn main() -> anyhow::Result<()> {
             destination_port: 40_104,
             payload: response_bytes(1232),
             goal: Some(3.0),
+            record_floor: true,
         },
         Workload {
             name: "malformed on port 53 (100 B)",
@@ -103,19 +122,38 @@ fn main() -> anyhow::Result<()> {
             destination_port: 40_105,
             payload: vec![0xff; 100],
             goal: None,
+            record_floor: false,
         },
     ];
-    println!("| traffic | hook | pinwatch ns/packet | trivial ns/packet | ratio | goal |");
-    println!("| --- | --- | ---: | ---: | ---: | --- |");
+    println!(
+        "| traffic | hook | pinwatch ns/packet | trivial ns/packet | ratio | goal | record floor ns/packet | record floor ÷ trivial |"
+    );
+    println!("| --- | --- | ---: | ---: | ---: | --- | ---: | ---: |");
     for workload in &workloads {
-        let mut samples: Vec<[f64; 4]> = Vec::new();
-        for _ in 0..RUNS {
-            let before = snapshot()?;
-            send(workload)?;
-            let after = snapshot()?;
-            samples.push(std::array::from_fn(|i| per_packet(before[i], after[i])));
-        }
-        for (hook, pw, base) in [("egress", 0, 2), ("ingress", 1, 3)] {
+        let samples = measure(workload, false)?;
+        // In runs of their own: the floor's copies must not cool the cache
+        // for pinwatch's measured runs.
+        let floor_samples = if workload.record_floor {
+            let mut links = Vec::new();
+            for (name, attach_type) in RECORD_FLOOR {
+                let program: &mut CgroupSkb =
+                    baseline.program_mut(name).context(name)?.try_into()?;
+                links.push((
+                    name,
+                    program.attach(&cgroup, attach_type, CgroupAttachMode::Single)?,
+                ));
+            }
+            let samples = measure(workload, true);
+            for (name, link) in links {
+                let program: &mut CgroupSkb =
+                    baseline.program_mut(name).context(name)?.try_into()?;
+                program.detach(link)?;
+            }
+            samples?
+        } else {
+            Vec::new()
+        };
+        for (hook, pw, base, floor) in [("egress", 0, 2, 4), ("ingress", 1, 3, 5)] {
             let pw_ns = median(samples.iter().map(|s| s[pw]).collect());
             let base_ns = median(samples.iter().map(|s| s[base]).collect());
             let ratio = pw_ns / base_ns;
@@ -124,8 +162,15 @@ fn main() -> anyhow::Result<()> {
                 Some(goal) => format!("≤ {goal}×: **missed**"),
                 None => "—".to_owned(),
             };
+            let floor = if workload.record_floor {
+                let floor_ns = median(floor_samples.iter().map(|s| s[floor]).collect());
+                let floor_base_ns = median(floor_samples.iter().map(|s| s[base]).collect());
+                format!("{floor_ns:.1} | {:.2}×", floor_ns / floor_base_ns)
+            } else {
+                "— | —".to_owned()
+            };
             println!(
-                "| {} | {hook} | {pw_ns:.1} | {base_ns:.1} | {ratio:.2}× | {verdict} |",
+                "| {} | {hook} | {pw_ns:.1} | {base_ns:.1} | {ratio:.2}× | {verdict} | {floor} |",
                 workload.name
             );
         }
@@ -141,31 +186,57 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Run time and run count of the four programs, fresh from the kernel, in a
-/// fixed order: pinwatch egress, ingress, trivial egress, ingress.
-fn snapshot() -> anyhow::Result<Vec<(u64, u64)>> {
+/// Per-packet ns of the programs over `RUNS` runs of the workload, in
+/// [`snapshot`]'s order.
+fn measure(workload: &Workload, record_floor: bool) -> anyhow::Result<Vec<[f64; 6]>> {
+    let mut samples = Vec::new();
+    for _ in 0..RUNS {
+        let before = snapshot(record_floor)?;
+        send(workload)?;
+        let after = snapshot(record_floor)?;
+        samples.push(std::array::from_fn(|i| per_packet(before[i], after[i])));
+    }
+    Ok(samples)
+}
+
+/// The record floor's programs, attached only while their traffic runs.
+const RECORD_FLOOR: [(&str, CgroupSkbAttachType); 2] = [
+    ("pw_rec_egress", CgroupSkbAttachType::Egress),
+    ("pw_rec_ingress", CgroupSkbAttachType::Ingress),
+];
+
+/// Run time and run count of the programs, fresh from the kernel, in a
+/// fixed order: pinwatch egress, ingress, trivial egress, ingress, record
+/// floor egress, ingress (zeros unless `record_floor`).
+fn snapshot(record_floor: bool) -> anyhow::Result<Vec<(u64, u64)>> {
     let loaded: Vec<ProgramInfo> = aya::programs::loaded_programs()
         .filter_map(Result::ok)
         .collect();
-    [
+    let mut names = vec![
         "pw_dns_egress",
         "pw_dns_ingress",
         "pw_base_egress",
         "pw_base_ingress",
-    ]
-    .iter()
-    .map(|name| {
-        let mut matching = loaded.iter().filter(|p| p.name_as_str() == Some(name));
-        let info = matching
-            .next()
-            .with_context(|| format!("{name} is not loaded"))?;
-        anyhow::ensure!(
-            matching.next().is_none(),
-            "{name} is loaded twice: is another pinwatch running?"
-        );
-        Ok((info.run_time().as_nanos() as u64, info.run_count()))
-    })
-    .collect()
+    ];
+    if record_floor {
+        names.extend(RECORD_FLOOR.map(|(name, _)| name));
+    }
+    let mut costs = names
+        .iter()
+        .map(|name| {
+            let mut matching = loaded.iter().filter(|p| p.name_as_str() == Some(name));
+            let info = matching
+                .next()
+                .with_context(|| format!("{name} is not loaded"))?;
+            anyhow::ensure!(
+                matching.next().is_none(),
+                "{name} is loaded twice: is another pinwatch running?"
+            );
+            Ok((info.run_time().as_nanos() as u64, info.run_count()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    costs.resize(6, (0, 0));
+    Ok(costs)
 }
 
 fn per_packet(before: (u64, u64), after: (u64, u64)) -> f64 {

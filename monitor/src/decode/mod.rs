@@ -30,6 +30,6 @@ pub use clock::Clock;
 pub use dns::udp_message;
 pub use error::DecodeError;
 pub use message::{Parsed, read_message};
-pub use packet::{PacketMeta, dns_events, parse_ip_dns};
+pub use packet::{DnsEvents, PacketMeta, dns_event, dns_events, parse_ip_dns};
 pub use record::{DnsPacket, DnsPacketRef, Record, decode_record, dns_owner, dns_packet_ref};
 pub use segment::db_segment_event;

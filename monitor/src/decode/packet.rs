@@ -14,9 +14,40 @@ use etherparse::{
     ip_number,
 };
 use pinwatch_common::DNS_PORT;
+use smallvec::SmallVec;
 
-use super::{DecodeError, DnsPacket, dns, message::Reading};
+use super::{DecodeError, DnsPacket, Parsed, dns, message::Reading};
 use crate::event::{Direction, DnsEvent, Transport};
+
+/// The DNS events of one packet: one for UDP, held inline (no heap vector
+/// per packet on the hot path); any number for a TCP segment.
+pub type DnsEvents = SmallVec<[DnsEvent; 1]>;
+
+/// The event of one DNS message between `source` and `destination`. The
+/// socket cookie and the hook are the caller's to set: a capture has no
+/// sockets, and `crate::reassembly` knows interface captures.
+pub fn dns_event(
+    source: SocketAddr,
+    destination: SocketAddr,
+    transport: Transport,
+    parsed: Parsed,
+    meta: PacketMeta,
+) -> DnsEvent {
+    DnsEvent {
+        timestamp: meta.timestamp,
+        direction: meta.direction,
+        transport,
+        source,
+        destination,
+        cgroup_id: meta.cgroup_id,
+        truncated: meta.truncated,
+        socket_cookie: 0,
+        message: parsed.message,
+        seen_at: crate::event::Hook::Socket,
+        fragmented: false,
+        malformed: parsed.malformed,
+    }
+}
 
 /// What the capture knows about a packet besides its bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +63,7 @@ pub struct PacketMeta {
 /// Parses the IP packet (IPv4 or IPv6, UDP or TCP) and the DNS message(s) it
 /// carries: one for UDP; for TCP every complete length-prefixed message in
 /// the segment (none for an empty segment).
-pub fn dns_events(packet: &DnsPacket) -> Result<Vec<DnsEvent>, DecodeError> {
+pub fn dns_events(packet: &DnsPacket) -> Result<DnsEvents, DecodeError> {
     let mut events = parse_ip_dns(&packet.ip_packet, packet.meta())?;
     for event in &mut events {
         event.socket_cookie = packet.socket_cookie;
@@ -41,7 +72,7 @@ pub fn dns_events(packet: &DnsPacket) -> Result<Vec<DnsEvent>, DecodeError> {
 }
 
 /// Same as [`dns_events`] from a raw IP packet, for replaying captures.
-pub fn parse_ip_dns(ip_packet: &[u8], meta: PacketMeta) -> Result<Vec<DnsEvent>, DecodeError> {
+pub fn parse_ip_dns(ip_packet: &[u8], meta: PacketMeta) -> Result<DnsEvents, DecodeError> {
     let sliced = LaxSlicedPacket::from_ip(ip_packet).map_err(|e| match e {
         LaxHeaderSliceError::Len(len) if meta.truncated => DecodeError::Truncated {
             layer: "IP header",
@@ -106,37 +137,23 @@ pub fn parse_ip_dns(ip_packet: &[u8], meta: PacketMeta) -> Result<Vec<DnsEvent>,
             destination_port,
         });
     }
-    let messages = match transport {
+    let source = SocketAddr::new(source_ip, source_port);
+    let destination = SocketAddr::new(destination_ip, destination_port);
+    let meta = PacketMeta { truncated, ..meta };
+    let event = |parsed: Parsed| dns_event(source, destination, transport, parsed, meta);
+    Ok(match transport {
         Transport::Udp => {
             let reading = match meta.direction {
                 Direction::Egress => Reading::Sent,
                 Direction::Ingress => Reading::Received,
             };
-            vec![dns::udp_message_seen(dns_bytes, truncated, reading)?]
+            smallvec::smallvec![event(dns::udp_message_seen(dns_bytes, truncated, reading)?)]
         }
-        Transport::Tcp => dns::tcp_messages(dns_bytes, truncated)?,
-    };
-    let source = SocketAddr::new(source_ip, source_port);
-    let destination = SocketAddr::new(destination_ip, destination_port);
-    Ok(messages
-        .into_iter()
-        .map(|parsed| DnsEvent {
-            timestamp: meta.timestamp,
-            direction: meta.direction,
-            transport,
-            source,
-            destination,
-            cgroup_id: meta.cgroup_id,
-            truncated,
-            // Set by `dns_events`; a capture has no sockets.
-            socket_cookie: 0,
-            message: parsed.message,
-            // Set by `crate::reassembly` for interface captures.
-            seen_at: crate::event::Hook::Socket,
-            fragmented: false,
-            malformed: parsed.malformed,
-        })
-        .collect())
+        Transport::Tcp => dns::tcp_messages(dns_bytes, truncated)?
+            .into_iter()
+            .map(event)
+            .collect(),
+    })
 }
 
 fn ip_parts<'a>(

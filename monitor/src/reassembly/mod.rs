@@ -21,7 +21,7 @@ use etherparse::{LaxNetSlice, LaxSlicedPacket, TransportSlice, ip_number};
 use pinwatch_common::DNS_PORT;
 
 use crate::{
-    decode::{self, DecodeError, DnsPacket, PacketMeta},
+    decode::{self, DecodeError, DnsEvents, DnsPacket, PacketMeta},
     event::{DnsEvent, Hook, Transport},
 };
 use fragments::{DatagramKey, Fragment, FragmentLimits, FragmentStats, FragmentTable};
@@ -65,7 +65,7 @@ impl Assembler {
     }
 
     /// A kernel record.
-    pub fn push_packet(&mut self, packet: &DnsPacket) -> Result<Vec<DnsEvent>, DecodeError> {
+    pub fn push_packet(&mut self, packet: &DnsPacket) -> Result<DnsEvents, DecodeError> {
         self.push(
             &packet.ip_packet,
             packet.meta(),
@@ -83,7 +83,7 @@ impl Assembler {
         meta: PacketMeta,
         socket_cookie: u64,
         seen_at: Hook,
-    ) -> Result<Vec<DnsEvent>, DecodeError> {
+    ) -> Result<DnsEvents, DecodeError> {
         let mut events = match classify(ip_packet) {
             Some(Carried::Fragment(key, fragment)) => {
                 let fragment = Fragment {
@@ -93,7 +93,7 @@ impl Assembler {
                 let datagrams = self.fragments.push(key, fragment);
                 let (events, errors) = datagram_events(&datagrams, meta);
                 self.malformed += errors.len() as u64;
-                events
+                DnsEvents::from_vec(events)
             }
             Some(Carried::Tcp(ends, segment)) => {
                 let key = FlowKey {
@@ -113,7 +113,7 @@ impl Assembler {
                 // garbage must still reach the detector.
                 match errors.into_iter().next() {
                     Some(error) if events.is_empty() => return Err(error),
-                    _ => events,
+                    _ => DnsEvents::from_vec(events),
                 }
             }
             None => decode::parse_ip_dns(ip_packet, meta).inspect_err(|error| {
@@ -277,7 +277,13 @@ fn tcp_events(
     for output in outputs {
         match output {
             Output::Message(bytes) => match decode::udp_message(bytes, false) {
-                Ok(parsed) => events.push(event(source, destination, Transport::Tcp, parsed, meta)),
+                Ok(parsed) => events.push(decode::dns_event(
+                    source,
+                    destination,
+                    Transport::Tcp,
+                    parsed,
+                    meta,
+                )),
                 Err(error) => errors.push(error),
             },
             Output::Cut { announced } => errors.push(DecodeError::Truncated {
@@ -325,7 +331,7 @@ fn datagram_event(
     }
     // A datagram missing fragments is read as far as its bytes go.
     let parsed = decode::udp_message(dns, !datagram.complete)?;
-    let mut event = event(
+    let mut event = decode::dns_event(
         SocketAddr::new(datagram.key.source, source_port),
         SocketAddr::new(datagram.key.destination, destination_port),
         Transport::Udp,
@@ -336,29 +342,6 @@ fn datagram_event(
     event.truncated = !datagram.complete;
     event.fragmented = true;
     Ok(Some(event))
-}
-
-fn event(
-    source: SocketAddr,
-    destination: SocketAddr,
-    transport: Transport,
-    parsed: decode::Parsed,
-    meta: PacketMeta,
-) -> DnsEvent {
-    DnsEvent {
-        timestamp: meta.timestamp,
-        direction: meta.direction,
-        transport,
-        source,
-        destination,
-        cgroup_id: meta.cgroup_id,
-        truncated: meta.truncated,
-        socket_cookie: 0,
-        message: parsed.message,
-        seen_at: Hook::Socket,
-        fragmented: false,
-        malformed: parsed.malformed,
-    }
 }
 
 #[cfg(test)]

@@ -58,9 +58,12 @@ throughput tax follows from the same per-event cost.
 pub const CONNECT: &str = r#"
 #### Where the time goes on a connect (B3)
 
-A connect() + close() on loopback takes about 26–29 µs here and moves by
-±1.5 µs from run to run, so the timed difference is an upper bound at best;
-the programs' own costs (the table above, with the statistics' clock reads
+A connect() + close() on loopback takes about 26–45 µs on the machines this
+ran on and moves by ±1.5–5 µs from run to run, so the timed difference is an
+upper bound at best. The floor column (only the trivial packet programs
+attached) says how far: on 2026-12-02 it came out 1.4–1.7 µs *faster* than
+no program at all, in two runs, so this timing cannot resolve the 1 µs goal.
+The programs' own costs (the table above, with the statistics' clock reads
 included) say more. An unwatched connect passes `pw_connect4` (a port lookup,
 then out) and `pw_dns_connect4` (a protocol and port check), and its four
 packets (SYN, SYN-ACK, ACK, RST), each seen at egress and at ingress, pass

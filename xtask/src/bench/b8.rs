@@ -16,7 +16,7 @@ use std::{
 use anyhow::Context;
 
 use super::{
-    b3::{WATCHED, alternate},
+    b3::{Alternated, WATCHED, alternate},
     lab::Netns,
     measure::median,
 };
@@ -44,7 +44,9 @@ pub fn run() -> anyhow::Result<String> {
         })
     };
     exchanges(&netns, 1_000)?;
-    let (off, on, programs) = alternate(PAIRS, || exchanges(&netns, ITERATIONS))?;
+    let Alternated {
+        off, on, programs, ..
+    } = alternate(PAIRS, false, || exchanges(&netns, ITERATIONS))?;
     stop.store(true, Ordering::Relaxed);
     exchanges(&netns, 1)?;
     let _ = server.join();

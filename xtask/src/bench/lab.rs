@@ -184,6 +184,39 @@ impl Drop for Daemon {
     }
 }
 
+pub const TRIVIAL_HOOKS: &str = "target/release/examples/trivial_hooks";
+
+/// The trivial cgroup_skb programs held on the cgroup root's egress and
+/// ingress hooks (`monitor/examples/trivial_hooks.rs`): the floor any
+/// design seeing the host's packets there starts from. Drop detaches them.
+pub struct TrivialHooks(Child);
+
+impl TrivialHooks {
+    pub fn attach() -> anyhow::Result<TrivialHooks> {
+        let mut child = Command::new(TRIVIAL_HOOKS)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot start {TRIVIAL_HOOKS}"))?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let hooks = TrivialHooks(child);
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        if line.trim() != "attached" {
+            bail!("{TRIVIAL_HOOKS} did not attach its programs (it printed {line:?})");
+        }
+        Ok(hooks)
+    }
+}
+
+impl Drop for TrivialHooks {
+    fn drop(&mut self) {
+        // Closing its stdin ends it; its links go with its descriptors.
+        drop(self.0.stdin.take());
+        let _ = self.0.wait();
+    }
+}
+
 pub fn run(program: &str, args: &[&str]) -> anyhow::Result<()> {
     let out = Command::new(program).args(args).output()?;
     if !out.status.success() {
