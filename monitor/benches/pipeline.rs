@@ -124,6 +124,71 @@ fn ip_packet(payload: &[u8]) -> Vec<u8> {
     packet
 }
 
+/// The DNS payload in an IPv4/UDP packet from the client to the resolver.
+fn query_packet(payload: &[u8]) -> Vec<u8> {
+    let builder = PacketBuilder::ipv4([192, 0, 2, 100], [198, 51, 100, 53], 64).udp(40_000, 53);
+    let mut packet = Vec::with_capacity(builder.size(payload.len()));
+    builder.write(&mut packet, payload).unwrap();
+    packet
+}
+
+/// The common case on a resolver host (B2's and B10's load): a query for a
+/// name no database uses leaves, and its answer comes back. Both messages
+/// per iteration, baselines included.
+fn exchange(c: &mut Criterion, config: &Config, meta: PacketMeta) {
+    let name = Name::from_ascii("h42.bench.test.").unwrap();
+    let mut query = Message::new();
+    query
+        .set_id(0x4242)
+        .set_recursion_desired(true)
+        .add_query(Query::query(name.clone(), RecordType::A));
+    let query = query.to_vec().unwrap();
+    let mut answer = response(&name, RecordType::A);
+    answer.add_answer(Record::from_rdata(
+        name,
+        300,
+        RData::A(rdata::A([192, 0, 2, 1].into())),
+    ));
+    let answer = answer.to_vec().unwrap();
+    let packets = [
+        (query_packet(&query), Direction::Egress),
+        (ip_packet(&answer), Direction::Ingress),
+    ];
+    let mut group = c.benchmark_group("exchange_unwatched");
+    group.bench_function("copy", |b| {
+        b.iter(|| black_box((packets[0].0.to_vec(), packets[1].0.to_vec())))
+    });
+    group.bench_function("hickory", |b| {
+        b.iter(|| {
+            black_box((
+                Message::from_vec(black_box(&query)).ok(),
+                Message::from_vec(black_box(&answer)).ok(),
+            ))
+        })
+    });
+    let mut detector = Detector::new(config);
+    group.bench_function("pipeline", |b| {
+        b.iter(|| {
+            let mut alerts = 0;
+            for (packet, direction) in &packets {
+                let meta = PacketMeta {
+                    direction: *direction,
+                    ..meta
+                };
+                if let Ok(events) = parse_ip_dns(black_box(packet), meta) {
+                    for event in events {
+                        alerts += detector.observe(&Event::Dns(event)).len();
+                    }
+                }
+            }
+            // Every answer matches its query: an alert means the case is wrong.
+            assert_eq!(alerts, 0);
+            black_box(alerts)
+        })
+    });
+    group.finish();
+}
+
 fn pipeline(c: &mut Criterion) {
     let config = Config::from_toml(CONFIG, None, &HostDefaults::default()).unwrap();
     let meta = PacketMeta {
@@ -153,6 +218,7 @@ fn pipeline(c: &mut Criterion) {
         });
         group.finish();
     }
+    exchange(c, &config, meta);
 }
 
 criterion_group! {

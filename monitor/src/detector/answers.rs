@@ -60,11 +60,9 @@ pub(super) fn check_response(
         }
         let (min_ttl, ips) = reached.unwrap_or_default();
         if !ips.is_empty() {
-            let mut buffer = text_buffer();
-            let name = hostname_in(query.name(), &mut buffer);
             detector
                 .recent
-                .remember_answer(&name, &ips, event.timestamp);
+                .remember_answer(query.name(), &ips, event.timestamp);
         }
         for &(configured, db_index) in &question.watched {
             let ips: Vec<IpAddr> = ips.iter().map(|&(ip, _)| ip).collect();

@@ -28,10 +28,7 @@ pub(super) fn check_connect(detector: &mut Detector, event: &ConnectEvent) -> Ve
         ConnectAction::Allowed if watching.is_empty() || pinned_here => return Vec::new(),
         ConnectAction::Allowed => Rule::UnexpectedDbPeer,
     };
-    let domain = detector
-        .recent
-        .name_for(ip, event.timestamp)
-        .map(str::to_owned);
+    let domain = detector.recent.name_for(ip, event.timestamp);
     // Name the database the address was resolved for when a recent answer
     // says so; otherwise the one database on this port, if there is one.
     let database = domain

@@ -7,6 +7,7 @@ mod affected;
 mod answer_alert;
 mod answers;
 mod asked;
+mod compact;
 mod connect;
 mod fault;
 mod fragmented;

@@ -84,10 +84,7 @@ pub(super) fn check_segment(detector: &mut Detector, segment: &DbSegmentEvent) -
     };
     let process = tracker.processes.get(&cookie).cloned();
     let server_ip = segment.server.ip().to_canonical();
-    let domain = detector
-        .recent
-        .name_for(server_ip, segment.timestamp)
-        .map(str::to_owned);
+    let domain = detector.recent.name_for(server_ip, segment.timestamp);
     let watching = detector.pins.databases_for_port(segment.server.port());
     let database = domain
         .as_deref()

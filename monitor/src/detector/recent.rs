@@ -1,9 +1,12 @@
 use std::{
     collections::{HashMap, VecDeque},
     net::IpAddr,
-    sync::Arc,
     time::{Duration, SystemTime},
 };
+
+use hickory_proto::rr::Name;
+
+use super::compact::CompactName;
 
 /// Applications keep addresses longer than the TTL says (connection pools,
 /// JVM caches), so a mapping is remembered for at least this long.
@@ -24,8 +27,9 @@ pub struct RecentAnswers {
 
 #[derive(Debug)]
 struct Remembered {
-    /// Shared by the addresses of one answer.
-    name: Arc<str>,
+    /// Shared by the addresses of one answer; its text is built only when
+    /// an alert names the address.
+    name: CompactName,
     expires: SystemTime,
     generation: u64,
 }
@@ -46,16 +50,16 @@ impl RecentAnswers {
         }
     }
 
-    pub fn remember(&mut self, ip: IpAddr, name: &str, ttl: u32, now: SystemTime) {
+    pub fn remember(&mut self, ip: IpAddr, name: &Name, ttl: u32, now: SystemTime) {
         self.remember_answer(name, &[(ip, ttl)], now);
     }
 
     /// Remembers every address of one answer for `name`, each with its TTL.
     /// The name is copied once for all of them, and not at all for an
     /// address it is remembered under already (the same answer again, the
-    /// common case).
-    pub fn remember_answer(&mut self, name: &str, addresses: &[(IpAddr, u32)], now: SystemTime) {
-        let mut shared: Option<Arc<str>> = None;
+    /// common case); no text is built for it here, on every answer.
+    pub fn remember_answer(&mut self, name: &Name, addresses: &[(IpAddr, u32)], now: SystemTime) {
+        let mut shared: Option<CompactName> = None;
         for &(ip, ttl) in addresses {
             let retention = Duration::from_secs(u64::from(ttl)).max(MIN_RETENTION);
             let generation = self.next_generation;
@@ -63,10 +67,10 @@ impl RecentAnswers {
             let held = self
                 .names
                 .get(&ip)
-                .filter(|r| &*r.name == name)
-                .map(|r| Arc::clone(&r.name));
-            let name =
-                held.unwrap_or_else(|| Arc::clone(shared.get_or_insert_with(|| name.into())));
+                .filter(|r| r.name.matches(name))
+                .map(|r| r.name.clone());
+            let name = held
+                .unwrap_or_else(|| shared.get_or_insert_with(|| CompactName::new(name)).clone());
             self.names.insert(
                 ip,
                 Remembered {
@@ -96,11 +100,12 @@ impl RecentAnswers {
         }
     }
 
-    pub fn name_for(&self, ip: IpAddr, now: SystemTime) -> Option<&str> {
+    /// The hostname text a recent answer mapped `ip` to.
+    pub fn name_for(&self, ip: IpAddr, now: SystemTime) -> Option<String> {
         self.names
             .get(&ip)
             .filter(|r| r.expires >= now)
-            .map(|r| &*r.name)
+            .map(|r| r.name.hostname())
     }
 
     pub fn len(&self) -> usize {

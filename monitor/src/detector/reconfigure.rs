@@ -90,7 +90,8 @@ mod tests {
         assert_eq!(
             detector
                 .recent
-                .name_for("203.0.113.66".parse().unwrap(), at(10)),
+                .name_for("203.0.113.66".parse().unwrap(), at(10))
+                .as_deref(),
             Some("db.lab.test")
         );
     }

@@ -16,6 +16,7 @@ use std::{
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 
 use super::fingerprint::Fingerprint;
+use crate::detector::compact::CompactName;
 
 /// Legs remembered at once; past this the oldest is forgotten.
 pub(super) const MAX_FLOWS: usize = 65_536;
@@ -49,7 +50,7 @@ pub(super) struct Flow {
 pub(super) struct Pending {
     pub id: u16,
     /// As sent: the letter case is what the 0x20 check compares.
-    pub name: QueryName,
+    pub name: CompactName,
     pub qtype: RecordType,
     pub qclass: DNSClass,
     /// Times the query was sent (retransmissions with the same id and
@@ -64,63 +65,6 @@ pub(super) struct Pending {
     /// A rule already fired for it (one alert per query per rule).
     pub conflict_reported: bool,
     pub case_reported: bool,
-}
-
-/// A question name held compactly (a `Name` is 80 bytes before its heap
-/// part): its labels as on the wire, each a length byte and the bytes, in
-/// the letter case they were sent in.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct QueryName(Box<[u8]>);
-
-impl QueryName {
-    pub fn new(name: &Name) -> QueryName {
-        let mut bytes = Vec::with_capacity(name.len() + 1);
-        for label in name.iter() {
-            // A label is at most 63 bytes.
-            bytes.push(label.len() as u8);
-            bytes.extend_from_slice(label);
-        }
-        QueryName(bytes.into_boxed_slice())
-    }
-
-    fn labels(&self) -> impl Iterator<Item = &[u8]> {
-        let mut rest = &self.0[..];
-        std::iter::from_fn(move || {
-            let (&len, tail) = rest.split_first()?;
-            let (label, tail) = tail.split_at(usize::from(len).min(tail.len()));
-            rest = tail;
-            Some(label)
-        })
-    }
-
-    fn compare(&self, name: &Name, same: impl Fn(&[u8], &[u8]) -> bool) -> bool {
-        let mut held = self.labels();
-        let mut given = name.iter();
-        loop {
-            match (held.next(), given.next()) {
-                (None, None) => return true,
-                (Some(a), Some(b)) if same(a, b) => {}
-                _ => return false,
-            }
-        }
-    }
-
-    /// The same name, ignoring letter case (RFC 4343).
-    pub fn matches(&self, name: &Name) -> bool {
-        self.compare(name, <[u8]>::eq_ignore_ascii_case)
-    }
-
-    /// The same name in the same letter case.
-    pub fn spelled_as(&self, name: &Name) -> bool {
-        self.compare(name, |a, b| a == b)
-    }
-
-    /// The name, for an alert's text.
-    pub fn to_name(&self) -> Name {
-        let mut name = Name::from_labels(self.labels()).unwrap_or_default();
-        name.set_fqdn(true);
-        name
-    }
 }
 
 /// How a response relates to the leg it arrived on.
@@ -190,7 +134,7 @@ impl QueryTable {
         self.queries += 1;
         flow.queries.push(Pending {
             id,
-            name: QueryName::new(name),
+            name: CompactName::new(name),
             qtype,
             qclass,
             sent: 1,
@@ -269,24 +213,5 @@ impl QueryTable {
     /// Queries held over all legs.
     pub fn queries(&self) -> usize {
         self.queries
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_held_name_compares_by_labels_and_case() {
-        let sent = Name::from_ascii("dB.Lab.test.").unwrap();
-        let held = QueryName::new(&sent);
-        assert!(held.matches(&Name::from_ascii("db.lab.TEST.").unwrap()));
-        assert!(held.spelled_as(&sent));
-        assert!(!held.spelled_as(&Name::from_ascii("db.lab.test.").unwrap()));
-        assert!(!held.matches(&Name::from_ascii("lab.test.").unwrap()));
-        assert!(!held.matches(&Name::from_ascii("x.db.lab.test.").unwrap()));
-        let joined = Name::from_labels(vec![&b"dB.Lab"[..], &b"test"[..]]).unwrap();
-        assert!(!held.matches(&joined));
-        assert_eq!(held.to_name().to_string(), "dB.Lab.test.");
     }
 }
